@@ -1,0 +1,163 @@
+/**
+ * Typed errors thrown by shoal. Every error a user can act on is a subclass of
+ * {@linkcode ShoalError} carrying a stable `code`, so callers can branch on it
+ * without parsing messages.
+ *
+ * @module
+ */
+
+/**
+ * Base class of every error shoal throws on purpose.
+ *
+ * @example Branching on the error code
+ * ```ts
+ * import { ShoalError } from "./errors.ts";
+ * try {
+ *   throw new ShoalError("EXAMPLE", "Something went wrong");
+ * } catch (e) {
+ *   if (e instanceof ShoalError) console.log(e.code);
+ * }
+ * ```
+ */
+export class ShoalError extends Error {
+  /** A stable machine-readable code such as `"BENCODE"` or `"METAINFO"`. */
+  readonly code: string;
+
+  /**
+   * Creates an error with a code and a message.
+   *
+   * @param code Stable machine-readable code.
+   * @param message Human-readable message, starting with a capital, no final period.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(code: string, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * Thrown when bencoded input is malformed or exceeds a limit. `offset` is the
+ * byte offset in the input where the problem was found.
+ *
+ * @example
+ * ```ts
+ * import { BencodeError } from "./errors.ts";
+ * const e = new BencodeError("Unexpected end of input", 3);
+ * console.log(e.offset); // 3
+ * ```
+ */
+export class BencodeError extends ShoalError {
+  /** Byte offset in the input at which decoding failed. */
+  readonly offset: number;
+
+  /**
+   * @param message What is wrong.
+   * @param offset Byte offset at which it was found.
+   */
+  constructor(message: string, offset: number) {
+    super("BENCODE", `${message} (at byte ${offset})`);
+    this.offset = offset;
+  }
+}
+
+/**
+ * Thrown when a .torrent file is valid bencode but not a valid torrent.
+ *
+ * @example
+ * ```ts
+ * import { MetainfoError } from "./errors.ts";
+ * throw new MetainfoError("Invalid torrent: missing 'info' dictionary");
+ * ```
+ */
+export class MetainfoError extends ShoalError {
+  /**
+   * @param message What is wrong with the torrent.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super("METAINFO", message, options);
+  }
+}
+
+/**
+ * Thrown when a magnet URI cannot be used.
+ *
+ * @example
+ * ```ts
+ * import { MagnetError } from "./errors.ts";
+ * throw new MagnetError("Invalid magnet link: no xt=urn:btih: parameter");
+ * ```
+ */
+export class MagnetError extends ShoalError {
+  /** @param message What is wrong with the magnet link. */
+  constructor(message: string) {
+    super("MAGNET", message);
+  }
+}
+
+/**
+ * Thrown when a peer violates the wire protocol. The connection to that peer is
+ * closed; the rest of the session is unaffected.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "./errors.ts";
+ * throw new ProtocolError("Cannot decode message: length 5242880 exceeds maximum 131081");
+ * ```
+ */
+export class ProtocolError extends ShoalError {
+  /**
+   * @param message What the peer did wrong.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super("PROTOCOL", message, options);
+  }
+}
+
+/**
+ * Thrown by storage when data cannot be read or written, or a path would leave
+ * the download folder.
+ *
+ * @example
+ * ```ts
+ * import { StorageError } from "./errors.ts";
+ * throw new StorageError("Cannot write piece 3: no space left on device");
+ * ```
+ */
+export class StorageError extends ShoalError {
+  /**
+   * @param message What failed.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super("STORAGE", message, options);
+  }
+}
+
+/**
+ * Thrown when a plugin (selector, encryption, log sink) misbehaves. The message
+ * names the plugin.
+ *
+ * @example
+ * ```ts
+ * import { PluginError } from "./errors.ts";
+ * throw new PluginError("my-selector", "select() returned piece 99 which does not exist");
+ * ```
+ */
+export class PluginError extends ShoalError {
+  /** The name of the plugin at fault. */
+  readonly plugin: string;
+
+  /**
+   * @param plugin Name of the plugin at fault.
+   * @param message What it did.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(plugin: string, message: string, options?: ErrorOptions) {
+    super("PLUGIN", `Plugin '${plugin}' failed: ${message}`, options);
+    this.plugin = plugin;
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * Public value types and plugin contracts. This is the only module plugins import:
+ * it has no runtime dependencies on the rest of shoal.
+ *
+ * @module
+ */
+
+/** One file of a torrent, as laid out in the torrent's concatenated byte stream. */
+export interface TorrentFile {
+  /** Path components as the torrent gives them (UTF-8 decoded, `path.utf-8` preferred), without the torrent name. */
+  readonly path: readonly string[];
+  /**
+   * Safe relative path under the download folder, `/`-separated, starting with the sanitised
+   * torrent name for multi-file torrents. Never absolute, never contains `..`.
+   */
+  readonly safePath: string;
+  /** File size in bytes. */
+  readonly length: number;
+  /** Offset of the file's first byte in the torrent's concatenated data. */
+  readonly offset: number;
+  /** True for BEP 47 pad files, which are never written to disk. */
+  readonly pad: boolean;
+}
+
+/** A parsed v1 torrent (`.torrent` file, or the info dictionary fetched for a magnet link). */
+export interface Metainfo {
+  /** SHA-1 of the raw bytes of the info dictionary (20 bytes). */
+  readonly infoHash: Uint8Array;
+  /** The info-hash as 40 lower-case hex characters. */
+  readonly infoHashHex: string;
+  /** The raw bencoded info dictionary, exactly as in the file. */
+  readonly infoBytes: Uint8Array;
+  /** Display name (UTF-8 decoded, `name.utf-8` preferred). */
+  readonly name: string;
+  /** Bytes per piece (the last piece may be shorter). */
+  readonly pieceLength: number;
+  /** Number of pieces. */
+  readonly pieceCount: number;
+  /** Concatenated 20-byte SHA-1 hashes of every piece. */
+  readonly pieceHashes: Uint8Array;
+  /** Total payload size in bytes (pad files included). */
+  readonly totalLength: number;
+  /** Files in torrent order, with offsets. */
+  readonly files: readonly TorrentFile[];
+  /** True when the info dictionary has a `files` list (multi-file layout). */
+  readonly multiFile: boolean;
+  /** Tracker tiers (BEP 12); `announce` alone becomes one tier of one. */
+  readonly announceList: readonly (readonly string[])[];
+  /** Web seed URLs (BEP 19 `url-list`). */
+  readonly urlList: readonly string[];
+  /** BEP 27 private flag. */
+  readonly private: boolean;
+  /** Free-text comment. */
+  readonly comment?: string;
+  /** Program that created the torrent. */
+  readonly createdBy?: string;
+  /** Creation time in seconds since the Unix epoch. */
+  readonly creationDate?: number;
+  /** True when the torrent also carries a v2 part (BEP 52 hybrid); shoal uses its v1 part. */
+  readonly hybrid: boolean;
+}
+
+/**
+ * What a {@linkcode PieceSelector} may see of the torrent: read-only, no protocol state.
+ * Piece indices run from 0 to `pieceCount - 1`.
+ */
+export interface SelectionView {
+  /** Number of pieces in the torrent. */
+  readonly pieceCount: number;
+  /** Number of pieces we have verified. */
+  readonly completedCount: number;
+  /** True when we lack the piece, want it, and it still has blocks nobody is fetching. */
+  wants(piece: number): boolean;
+  /** How many connected peers have the piece. */
+  availability(piece: number): number;
+  /** True when some blocks of the piece have arrived or are in flight (prefer finishing these). */
+  isPartial(piece: number): boolean;
+  /** A random number in [0, 1): use it instead of `Math.random` so tests can be seeded. */
+  random(): number;
+}
+
+/** What a {@linkcode PieceSelector} may see of one peer. */
+export interface PeerView {
+  /** A stable identifier for the peer during this session (e.g. "127.0.0.1:6881"). */
+  readonly id: string;
+  /** True when the peer has announced the piece. */
+  has(piece: number): boolean;
+  /** Bytes per second received from this peer recently. */
+  readonly downloadRate: number;
+}
+
+/**
+ * Chooses which pieces to ask a peer for. A pure decision: no I/O, no protocol state.
+ * Endgame, in-flight bookkeeping and hash failures are handled by the core for every selector.
+ *
+ * @example A selector that always takes the lowest wanted piece the peer has
+ * ```ts
+ * import type { PieceSelector } from "./types.ts";
+ * export const lowestFirst: PieceSelector = {
+ *   name: "lowest-first",
+ *   *select(view, peer, max) {
+ *     let n = 0;
+ *     for (let i = 0; i < view.pieceCount && n < max; i++) {
+ *       if (view.wants(i) && peer.has(i)) {
+ *         yield i;
+ *         n++;
+ *       }
+ *     }
+ *   },
+ * };
+ * ```
+ */
+export interface PieceSelector {
+  /** A short name, used in logs and error messages. */
+  readonly name: string;
+  /**
+   * Returns up to `max` pieces to request from `peer`, best first. Each must satisfy
+   * `view.wants(i) && peer.has(i)`; others are ignored (and logged as a plugin fault).
+   */
+  select(view: SelectionView, peer: PeerView, max: number): Iterable<number>;
+}
