@@ -88,6 +88,8 @@ interface Frame {
   list: BList | undefined;
   dict: BDict | undefined;
   key: string | undefined;
+  /** The previous key of a dictionary, for strictKeyOrder (tracked here so checking stays O(1)). */
+  lastKey: string | undefined;
 }
 
 /**
@@ -236,12 +238,11 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
       pos += len;
       const dict = top.dict!;
       if (dict.has(key)) throw new BencodeError(`Duplicate dictionary key '${printable(key)}'`, keyStart);
-      if (strictKeyOrder && dict.size > 0) {
-        let last = "";
-        for (const k of dict.keys()) last = k;
-        if (key < last) throw new BencodeError(`Dictionary key '${printable(key)}' is out of order`, keyStart);
+      if (strictKeyOrder && top.lastKey !== undefined && key < top.lastKey) {
+        throw new BencodeError(`Dictionary key '${printable(key)}' is out of order`, keyStart);
       }
       top.key = key;
+      top.lastKey = key;
       continue;
     }
     if (c === E) {
@@ -261,8 +262,8 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
       pos++;
       stack.push(
         c === L
-          ? { kind: "l", start, list: [], dict: undefined, key: undefined }
-          : { kind: "d", start, list: undefined, dict: new Map(), key: undefined },
+          ? { kind: "l", start, list: [], dict: undefined, key: undefined, lastKey: undefined }
+          : { kind: "d", start, list: undefined, dict: new Map(), key: undefined, lastKey: undefined },
       );
     } else if (c >= ZERO && c <= NINE) {
       const len = readLength();

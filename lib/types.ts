@@ -119,3 +119,39 @@ export interface PieceSelector {
    */
   select(view: SelectionView, peer: PeerView, max: number): Iterable<number>;
 }
+
+/** Severity of a log record, lowest first. */
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+/** One structured log event. */
+export interface LogRecord {
+  /** Milliseconds since the Unix epoch. */
+  readonly time: number;
+  /** Severity. */
+  readonly level: LogLevel;
+  /** Which part of shoal emitted it: `peer`, `swarm`, `storage`, `torrent`, `session`, `tracker`... */
+  readonly category: string;
+  /** Human-readable message. */
+  readonly message: string;
+  /** Structured details: `torrent` (info-hash hex), `peer` (address), `piece`, ... */
+  readonly fields: Readonly<Record<string, string | number | boolean | null>>;
+}
+
+/**
+ * Receives log records. Must not throw; a sink that throws is removed and the failure is
+ * reported to the remaining sinks.
+ */
+export type LogSink = (record: LogRecord) => void;
+
+/**
+ * A bidirectional byte stream: a TCP connection, or the same after an encryption layer.
+ * The core speaks BitTorrent over it and never knows whether it is encrypted.
+ */
+export interface Duplex {
+  /** Bytes from the remote side. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to the remote side. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Closes the underlying connection at once (both directions). Must not throw. */
+  close(): void;
+}

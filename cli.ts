@@ -1,0 +1,117 @@
+/**
+ * The shoal command-line client.
+ *
+ * ```sh
+ * deno run -A cli.ts info x.torrent
+ * deno run -A cli.ts create ./dir --tracker udp://tracker.example:6969/announce -o dir.torrent
+ * ```
+ *
+ * Subcommands live in {@linkcode commands}; each gets the arguments after its name and an
+ * injectable {@linkcode CliIO}, and returns an exit code (0 success, 1 failure, 2 usage).
+ *
+ * @module
+ */
+
+import denoJson from "./deno.json" with { type: "json" };
+import { createCommand } from "./cli/create.ts";
+import { infoCommand } from "./cli/info.ts";
+import {
+  type CliIO,
+  type Command,
+  defaultIO,
+  EXIT_OK,
+  EXIT_USAGE,
+  reportError,
+  writeText,
+} from "./cli/common.ts";
+
+export type { CliIO, Command } from "./cli/common.ts";
+
+/** The version printed by `--version`. */
+export const VERSION: string = denoJson.version;
+
+/** Every subcommand, by name. Add new ones here. */
+export const commands: Record<string, Command> = {
+  info: infoCommand,
+  create: createCommand,
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((name) => name.length));
+  const list = Object.entries(commands)
+    .map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`)
+    .join("\n");
+  return `shoal ${VERSION}: a BitTorrent client
+
+Usage: shoal <command> [options]
+       shoal <command> --help
+       shoal --version
+
+Commands:
+${list}
+`;
+}
+
+/**
+ * Runs the CLI with the given arguments.
+ *
+ * @example Capture the output of `--version`
+ * ```ts
+ * import { main } from "./cli.ts";
+ * const chunks: Uint8Array[] = [];
+ * const code = await main(["--version"], {
+ *   stdout: new WritableStream({ write: (chunk) => void chunks.push(chunk) }),
+ *   stderr: new WritableStream(),
+ *   isTerminal: false,
+ * });
+ * console.log(code, new TextDecoder().decode(chunks[0])); // 0 "shoal 0.1.0\n"
+ * ```
+ *
+ * @param args The arguments (without the program name).
+ * @param io Where to write; the process's stdout and stderr by default.
+ * @returns The exit code.
+ */
+export async function main(args: string[], io: CliIO = defaultIO()): Promise<number> {
+  try {
+    const [first, ...rest] = args;
+    if (first === undefined) {
+      await writeText(io.stderr, usage());
+      return EXIT_USAGE;
+    }
+    if (first === "--help" || first === "-h") {
+      await writeText(io.stdout, usage());
+      return EXIT_OK;
+    }
+    if (first === "--version" || first === "-V") {
+      await writeText(io.stdout, `shoal ${VERSION}\n`);
+      return EXIT_OK;
+    }
+    if (first === "help") {
+      const target = rest[0] === undefined ? undefined : commands[rest[0]];
+      if (rest[0] !== undefined && target === undefined) {
+        await writeText(io.stderr, `error: Unknown command: ${rest[0]}\n\n${usage()}`);
+        return EXIT_USAGE;
+      }
+      await writeText(io.stdout, target?.usage ?? usage());
+      return EXIT_OK;
+    }
+    const command = Object.hasOwn(commands, first) ? commands[first] : undefined;
+    if (command === undefined) {
+      const what = first.startsWith("-") ? "Unknown option" : "Unknown command";
+      await writeText(io.stderr, `error: ${what}: ${first}\n\n${usage()}`);
+      return EXIT_USAGE;
+    }
+    return await command.run(rest, io);
+  } catch (e) {
+    return await reportError(e, io);
+  }
+}
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  const onInterrupt = () => controller.abort(new DOMException("Interrupted", "AbortError"));
+  Deno.addSignalListener("SIGINT", onInterrupt);
+  const code = await main(Deno.args, { ...defaultIO(), signal: controller.signal });
+  Deno.removeSignalListener("SIGINT", onInterrupt);
+  Deno.exit(code);
+}

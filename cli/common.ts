@@ -1,0 +1,382 @@
+/**
+ * What every CLI command shares: injectable output streams, argument parsing with clear
+ * usage errors, a progress line, size formatting, and turning errors into exit codes.
+ *
+ * @module
+ */
+
+import { ShoalError } from "../mod.ts";
+
+/** Where a command writes, injected so tests can capture everything it prints. */
+export interface CliIO {
+  /** Results (info, info-hashes, JSON). */
+  readonly stdout: WritableStream<Uint8Array>;
+  /** Progress, warnings and errors. */
+  readonly stderr: WritableStream<Uint8Array>;
+  /** True when stderr is a terminal: progress then redraws one line with `\r`. */
+  readonly isTerminal: boolean;
+  /** Folder that relative paths are resolved against. @default {Deno.cwd()} */
+  readonly cwd?: string;
+  /** Aborted when the user interrupts (Ctrl+C). */
+  readonly signal?: AbortSignal;
+  /** Milliseconds clock for progress throttling. @default {performance.now} */
+  readonly now?: () => number;
+}
+
+/** One subcommand of the CLI. */
+export interface Command {
+  /** One line shown in the command list. */
+  readonly summary: string;
+  /** Full help text (`shoal <command> --help`). */
+  readonly usage: string;
+  /**
+   * Runs the command.
+   *
+   * @param args The arguments after the command name.
+   * @param io Where to write.
+   * @returns The exit code: 0 success, 1 runtime failure, 2 usage error.
+   */
+  run(args: string[], io: CliIO): Promise<number>;
+}
+
+/** Exit code of a successful run. */
+export const EXIT_OK = 0;
+/** Exit code when the command ran but failed (unreadable file, bad torrent…). */
+export const EXIT_FAILURE = 1;
+/** Exit code for a usage error (unknown flag, missing argument). */
+export const EXIT_USAGE = 2;
+
+/**
+ * A mistake in the command line. Printed with a hint to `--help`; exit code 2.
+ *
+ * @example
+ * ```ts
+ * import { UsageError } from "./common.ts";
+ * throw new UsageError("create", "Missing argument: <path>");
+ * ```
+ */
+export class UsageError extends ShoalError {
+  /** The command whose usage was wrong, or `undefined` for the top level. */
+  readonly command: string | undefined;
+
+  /**
+   * @param command The command name (for the `--help` hint), or `undefined`.
+   * @param message What is wrong.
+   */
+  constructor(command: string | undefined, message: string) {
+    super("USAGE", message);
+    this.command = command;
+  }
+}
+
+/**
+ * The real process's streams.
+ *
+ * @example
+ * ```ts ignore
+ * import { defaultIO } from "./common.ts";
+ * const io = defaultIO();
+ * ```
+ *
+ * @returns stdout and stderr of the process, and whether stderr is a terminal.
+ */
+export function defaultIO(): CliIO {
+  return {
+    stdout: Deno.stdout.writable,
+    stderr: Deno.stderr.writable,
+    isTerminal: Deno.stderr.isTerminal(),
+  };
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Writes text to a stream, holding its writer only for the write, so several writers can
+ * take turns on the same stream.
+ *
+ * @example
+ * ```ts
+ * import { writeText } from "./common.ts";
+ * await writeText(Deno.stdout.writable, "hello\n");
+ * ```
+ *
+ * @param stream Where to write.
+ * @param text What to write (UTF-8 encoded).
+ */
+export async function writeText(stream: WritableStream<Uint8Array>, text: string): Promise<void> {
+  const writer = stream.getWriter();
+  try {
+    await writer.write(encoder.encode(text));
+  } finally {
+    writer.releaseLock();
+  }
+}
+
+/**
+ * Runs `parseArgs` (strict) and turns its errors into {@linkcode UsageError}s with short
+ * messages such as `Unknown option: --foo`.
+ *
+ * @example
+ * ```ts
+ * import { parseArgs } from "node:util";
+ * import { withUsageErrors } from "./common.ts";
+ * const { values } = withUsageErrors("info", () =>
+ *   parseArgs({ args: ["--json"], strict: true, options: { json: { type: "boolean" } } }));
+ * console.log(values.json); // true
+ * ```
+ *
+ * @param command The command name, for the error's `--help` hint.
+ * @param parse A call to `parseArgs`.
+ * @returns What `parse` returns.
+ * @throws {UsageError} when `parse` rejects the arguments.
+ */
+export function withUsageErrors<T>(command: string | undefined, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (!(e instanceof TypeError) || typeof code !== "string" || !code.startsWith("ERR_PARSE_ARGS")) throw e;
+    const quoted = /'([^']+)'/.exec(e.message)?.[1];
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      throw new UsageError(command, `Unknown option: ${quoted ?? e.message}`);
+    }
+    if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      throw new UsageError(command, `Unexpected argument: ${quoted ?? e.message}`);
+    }
+    if (/argument missing|ambiguous/.test(e.message)) {
+      throw new UsageError(command, `Option needs a value: ${quoted ?? e.message}`);
+    }
+    if (/does not take an argument/.test(e.message)) {
+      throw new UsageError(command, `Option takes no value: ${quoted ?? e.message}`);
+    }
+    throw new UsageError(command, e.message.split("\n")[0] ?? e.message);
+  }
+}
+
+/**
+ * Parses a size such as `262144`, `256k`, `256KiB`, `1m`, `4MiB` or `1g`. Units are binary
+ * (k = 1024).
+ *
+ * @example
+ * ```ts
+ * import { parseSize } from "./common.ts";
+ * console.log(parseSize("256k")); // 262144
+ * ```
+ *
+ * @param text The size as typed.
+ * @returns The number of bytes, or `undefined` when `text` is not a size.
+ */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*$/i.exec(text);
+  if (m === null) return undefined;
+  const unit = m[2]?.toLowerCase();
+  const scale = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
+  const value = Number(m[1]) * scale;
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/**
+ * Formats a byte count for people: `0 B`, `512 B`, `1.50 KiB`, `2.00 GiB`.
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./common.ts";
+ * console.log(formatBytes(1536)); // "1.50 KiB"
+ * ```
+ *
+ * @param bytes A byte count.
+ * @returns The count with a binary unit.
+ */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = bytes;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  if (i === 0) return `${bytes} B`;
+  // Whole numbers of a unit (piece lengths) print without decimals: "512 KiB".
+  return Number.isInteger(value) ? `${value} ${units[i]}` : `${value.toFixed(2)} ${units[i]}`;
+}
+
+/**
+ * Makes text from an untrusted source (a torrent, a magnet link) safe to print on a
+ * terminal: control characters (C0, DEL, C1) and bidirectional overrides are shown as
+ * `\u{…}` escapes instead of being interpreted.
+ *
+ * @example
+ * ```ts
+ * import { printable } from "./common.ts";
+ * console.log(printable("evil\u001b[2Jname")); // "evil\u{1b}[2Jname"
+ * ```
+ *
+ * @param text Untrusted text.
+ * @returns The text with control characters escaped.
+ */
+export function printable(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => {
+    return `\\u{${c.charCodeAt(0).toString(16)}}`;
+  });
+}
+
+/** Options of {@linkcode ProgressLine}. */
+export interface ProgressLineOptions {
+  /**
+   * Minimum milliseconds between two updates on a terminal.
+   *
+   * @default {100}
+   */
+  terminalInterval?: number;
+  /**
+   * Minimum milliseconds between two plain lines when stderr is not a terminal.
+   *
+   * @default {2000}
+   */
+  plainInterval?: number;
+}
+
+/**
+ * A progress display on stderr: one line redrawn in place (`\r`) on a terminal, or a plain
+ * line now and then otherwise (logs, pipes). Updates are throttled with `io.now`; writes are
+ * queued, so `update()` can be called from synchronous callbacks.
+ *
+ * @example
+ * ```ts
+ * import { ProgressLine } from "./common.ts";
+ * const progress = new ProgressLine({ stdout: Deno.stdout.writable, stderr: Deno.stderr.writable, isTerminal: false });
+ * progress.update("Hashing 50%");
+ * await progress.done("Hashing 100%");
+ * ```
+ */
+export class ProgressLine {
+  #io: CliIO;
+  #now: () => number;
+  #interval: number;
+  #last = -Infinity;
+  #width = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #error: unknown = undefined;
+
+  /**
+   * @param io Where to draw (`stderr`), whether it is a terminal, and the clock.
+   * @param options Throttling intervals.
+   */
+  constructor(io: CliIO, options: ProgressLineOptions = {}) {
+    this.#io = io;
+    this.#now = io.now ?? (() => performance.now());
+    this.#interval = io.isTerminal ? (options.terminalInterval ?? 100) : (options.plainInterval ?? 2000);
+  }
+
+  /**
+   * Shows `text` unless the last update was too recent.
+   *
+   * @param text The new progress text (one line).
+   */
+  update(text: string): void {
+    const now = this.#now();
+    if (now - this.#last < this.#interval) return;
+    this.#last = now;
+    this.#draw(text);
+  }
+
+  /**
+   * Shows the final text (always), ends the line and waits for every queued write.
+   *
+   * @param text The final progress text, or nothing to just end the line.
+   * @throws the error of a failed write to stderr, if any.
+   */
+  async done(text?: string): Promise<void> {
+    if (text !== undefined) this.#draw(text);
+    if (this.#io.isTerminal && this.#width > 0) this.#queue("\n");
+    this.#width = 0;
+    await this.#chain;
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  #draw(text: string): void {
+    if (this.#io.isTerminal) {
+      const pad = Math.max(0, this.#width - text.length);
+      this.#width = text.length;
+      this.#queue(`\r${text}${" ".repeat(pad)}`);
+    } else {
+      this.#queue(`${text}\n`);
+    }
+  }
+
+  #queue(text: string): void {
+    this.#chain = this.#chain.then(() => writeText(this.#io.stderr, text)).catch((e: unknown) => {
+      this.#error ??= e;
+    });
+  }
+}
+
+/**
+ * Reports an error on stderr and chooses the exit code: usage errors give 2 and a `--help`
+ * hint; shoal's own errors and missing permissions give 1 with just the message; anything
+ * else (a bug) gives 1 with its stack trace.
+ *
+ * @example
+ * ```ts
+ * import { reportError } from "./common.ts";
+ * const code = await reportError(new Error("boom"), {
+ *   stdout: new WritableStream(),
+ *   stderr: new WritableStream(),
+ *   isTerminal: false,
+ * });
+ * console.log(code); // 1
+ * ```
+ *
+ * @param error What was thrown.
+ * @param io Where to write.
+ * @returns The exit code.
+ */
+export async function reportError(error: unknown, io: CliIO): Promise<number> {
+  if (error instanceof UsageError) {
+    const help = error.command === undefined ? "shoal --help" : `shoal ${error.command} --help`;
+    await writeText(io.stderr, `error: ${error.message}\nRun '${help}' for usage.\n`);
+    return EXIT_USAGE;
+  }
+  if (error instanceof ShoalError) {
+    await writeText(io.stderr, `error: ${error.message}\n`);
+    return EXIT_FAILURE;
+  }
+  if (error instanceof DOMException && error.name === "AbortError") {
+    await writeText(io.stderr, "Interrupted\n");
+    return 130;
+  }
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    await writeText(io.stderr, `error: ${error.message}\n`);
+    return EXIT_FAILURE;
+  }
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  await writeText(io.stderr, `error: unexpected failure (please report it): ${text}\n`);
+  return EXIT_FAILURE;
+}
+
+/**
+ * Checks the number of positional arguments.
+ *
+ * @example
+ * ```ts
+ * import { expectPositionals } from "./common.ts";
+ * const [path] = expectPositionals("create", ["./dir"], ["<path>"]);
+ * console.log(path); // "./dir"
+ * ```
+ *
+ * @param command The command name, for errors.
+ * @param positionals What `parseArgs` found.
+ * @param names The names of the expected arguments, for errors.
+ * @returns The positionals, exactly `names.length` of them.
+ * @throws {UsageError} when there are too few or too many.
+ */
+export function expectPositionals(command: string, positionals: string[], names: string[]): string[] {
+  if (positionals.length < names.length) {
+    throw new UsageError(command, `Missing argument: ${names[positionals.length]}`);
+  }
+  if (positionals.length > names.length) {
+    throw new UsageError(command, `Unexpected argument: ${positionals[names.length]}`);
+  }
+  return positionals;
+}

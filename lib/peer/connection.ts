@@ -1,0 +1,534 @@
+/**
+ * One peer: the BEP 3 / BEP 6 message state machine both ways, request pipelining,
+ * keep-alives and time-outs, over a {@linkcode Duplex} that has already exchanged handshakes.
+ * Everything a peer sends is checked here; a violation closes this connection only.
+ *
+ * @module
+ */
+
+import { Bitfield } from "../bitfield.ts";
+import { ProtocolError } from "../errors.ts";
+import type { Duplex } from "../types.ts";
+import { FrameDecoder } from "../wire/framing.ts";
+import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
+import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
+import { RateMeter } from "./rate.ts";
+
+/** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
+export const MAX_REQUEST_LENGTH = 128 * 1024;
+/** Most requests from one peer we queue before rejecting. */
+export const MAX_INCOMING_REQUESTS = 1024;
+
+/** What a connection asks of its torrent. Implemented by the swarm. */
+export interface PeerHost {
+  /** Number of pieces in the torrent. */
+  readonly pieceCount: number;
+  /** Our verified pieces. */
+  readonly have: Bitfield;
+  /** Length of a piece. */
+  pieceSize(piece: number): number;
+  /** True when we lack some piece this peer has (or might have, for seeds). */
+  isInteresting(peer: PeerConnection): boolean;
+  /** Picks blocks to request from this peer and marks them requested. */
+  pick(peer: PeerConnection, max: number): BlockRef[];
+  /** Gives a requested block back (choke, reject, time-out, close). */
+  release(peer: PeerConnection, block: BlockRef): void;
+  /** A block arrived. `requested` is false for blocks we had cancelled or released. */
+  block(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void;
+  /** The peer announced its pieces (bitfield, have_all or have_none), or sent a first `have`. */
+  availabilityChanged(peer: PeerConnection, change: { all?: boolean; bits?: Bitfield; piece?: number }): void;
+  /** Reads a block to serve an upload request. */
+  readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
+  /** The peer became interested or not (the choker may act). */
+  interestChanged(peer: PeerConnection): void;
+  /** The connection closed; `error` says why when it was not a clean close. */
+  closed(peer: PeerConnection, error: Error | undefined): void;
+  /** The clock. */
+  now(): number;
+}
+
+/** Options for {@linkcode PeerConnection}. */
+export interface PeerConnectionOptions {
+  /** "host:port" of the peer, for logs and bans. */
+  id: string;
+  /** The remote peer id from its handshake. */
+  peerId: Uint8Array;
+  /** Both sides set the BEP 6 Fast bit. */
+  fast: boolean;
+  /** Both sides set the BEP 10 extension bit. */
+  extensions: boolean;
+  /** Largest accepted message. @default {1 MiB + 13} */
+  maxMessageLength?: number;
+  /** Requests in flight at first, before the rate is known. @default {32} */
+  initialQueueDepth?: number;
+  /** Most requests in flight. @default {500} */
+  maxQueueDepth?: number;
+  /** Seconds of data to keep requested, to size the queue from the rate. @default {1.5} */
+  queueSeconds?: number;
+}
+
+const key = (piece: number, begin: number): number => piece * 65536 + begin / BLOCK_SIZE;
+
+/**
+ * A connected, handshaken peer.
+ *
+ * @example
+ * ```ts ignore
+ * const peer = new PeerConnection(duplex, host, { id: "127.0.0.1:6881", peerId, fast: true, extensions: true });
+ * peer.start();          // sends our bitfield, starts the read loop
+ * await peer.finished;   // resolves when the connection is closed
+ * ```
+ */
+export class PeerConnection implements PickerPeer {
+  /** "host:port". */
+  readonly id: string;
+  /** The remote peer id. */
+  readonly peerId: Uint8Array;
+  /** BEP 6 negotiated. */
+  readonly fast: boolean;
+  /** BEP 10 negotiated. */
+  readonly extensions: boolean;
+  /** Pieces the peer has (meaningless while {@linkcode seed} is true). */
+  readonly bitfield: Bitfield;
+  /** We are choking the peer. */
+  amChoking = true;
+  /** We are interested in the peer. */
+  amInterested = false;
+  /** The peer is choking us. */
+  peerChoking = true;
+  /** The peer is interested in us. */
+  peerInterested = false;
+  /** Bytes of piece data received from this peer. */
+  readonly down: RateMeter = new RateMeter(5);
+  /** Bytes of piece data sent to this peer. */
+  readonly up: RateMeter = new RateMeter(5);
+  /** Resolves when the connection has closed. */
+  readonly finished: Promise<void>;
+
+  readonly #duplex: Duplex;
+  readonly #host: PeerHost;
+  readonly #options: PeerConnectionOptions;
+  #seed = false;
+  #sawFirst = false;
+  #closed = false;
+  #queueDepth: number;
+  readonly #outstanding = new Map<number, BlockRef>();
+  /** Blocks we gave up on from this peer: arrivals are tolerated, not treated as hostile. */
+  #released = new Set<number>();
+  readonly #incoming: BlockRef[] = [];
+  #uploading = false;
+  #lastReceived: number;
+  #lastSent: number;
+  #lastBlock: number;
+  #snubbed = false;
+  #resolveFinished!: () => void;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #outQueue: Message[] = [];
+  #outBytes = 0;
+  #flushing: Promise<void> | null = null;
+  #reader: ReadableStreamDefaultReader<Message> | null = null;
+
+  /**
+   * @param duplex The connection, handshakes already exchanged.
+   * @param host The torrent side.
+   * @param options Identity and negotiated features.
+   */
+  constructor(duplex: Duplex, host: PeerHost, options: PeerConnectionOptions) {
+    this.#duplex = duplex;
+    this.#host = host;
+    this.#options = options;
+    this.id = options.id;
+    this.peerId = options.peerId;
+    this.fast = options.fast;
+    this.extensions = options.extensions;
+    this.bitfield = new Bitfield(host.pieceCount);
+    this.#queueDepth = options.initialQueueDepth ?? 32;
+    const now = host.now();
+    this.#lastReceived = now;
+    this.#lastSent = now;
+    this.#lastBlock = now;
+    this.#writer = duplex.writable.getWriter();
+    this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+  }
+
+  /** True when the peer has every piece. */
+  get seed(): boolean {
+    return this.#seed || (this.#host.pieceCount > 0 && this.bitfield.isComplete());
+  }
+
+  /** Bytes per second received recently. */
+  get downloadRate(): number {
+    return this.down.rate(this.#host.now());
+  }
+
+  /** Bytes per second sent recently. */
+  get uploadRate(): number {
+    return this.up.rate(this.#host.now());
+  }
+
+  /** Requests we have in flight to this peer. */
+  get outstanding(): number {
+    return this.#outstanding.size;
+  }
+
+  /** Requests from the peer waiting to be served. */
+  get queuedUploads(): number {
+    return this.#incoming.length;
+  }
+
+  /** True when the peer stopped sending data while requests were pending. */
+  get snubbed(): boolean {
+    return this.#snubbed;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Whether the peer has a piece.
+   *
+   * @param piece Piece index.
+   * @returns True if so.
+   */
+  has(piece: number): boolean {
+    return this.#seed || this.bitfield.get(piece);
+  }
+
+  /** Sends our bitfield (or have_all/have_none) and starts reading. Call once. */
+  start(): void {
+    const have = this.#host.have;
+    const count = have.count();
+    if (this.fast && count === 0) this.#send({ type: "have_none" });
+    else if (this.fast && have.isComplete()) this.#send({ type: "have_all" });
+    else if (count > 0) this.#send({ type: "bitfield", bits: have.toBytes() });
+    this.#readLoop().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  async #readLoop(): Promise<void> {
+    const frames = this.#duplex.readable.pipeThrough(
+      new FrameDecoder({ maxMessageLength: this.#options.maxMessageLength ?? 1024 * 1024 + 13 }),
+    );
+    const reader = frames.getReader();
+    this.#reader = reader;
+    try {
+      while (!this.#closed) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        this.#lastReceived = this.#host.now();
+        this.#handle(value);
+      }
+      this.close();
+    } finally {
+      reader.releaseLock();
+    }
+  }
+
+  #handle(m: Message): void {
+    const first = !this.#sawFirst;
+    this.#sawFirst = true;
+    switch (m.type) {
+      case "keepalive":
+        if (first) this.#sawFirst = false;
+        return;
+      case "bitfield": {
+        if (!first) throw new ProtocolError("Peer sent a bitfield after other messages");
+        const bits = Bitfield.fromWire(m.bits, this.#host.pieceCount);
+        for (const i of bits) this.bitfield.set(i);
+        if (bits.isComplete()) this.#seed = true;
+        this.#host.availabilityChanged(this, this.#seed ? { all: true } : { bits });
+        this.#updateInterest();
+        return;
+      }
+      case "have_all":
+      case "have_none":
+        if (!this.fast) throw new ProtocolError(`Peer sent ${m.type} without the Fast extension`);
+        if (!first) throw new ProtocolError(`Peer sent ${m.type} after other messages`);
+        if (m.type === "have_all") {
+          this.#seed = true;
+          this.#host.availabilityChanged(this, { all: true });
+          this.#updateInterest();
+        }
+        return;
+      case "have": {
+        if (m.piece >= this.#host.pieceCount) {
+          throw new ProtocolError(
+            `Peer sent have for piece ${m.piece}, but the torrent has ${this.#host.pieceCount}`,
+          );
+        }
+        if (this.has(m.piece)) return;
+        this.bitfield.set(m.piece);
+        this.#host.availabilityChanged(this, { piece: m.piece });
+        if (!this.amInterested && !this.#host.have.get(m.piece)) this.#updateInterest();
+        else this.fill();
+        return;
+      }
+      case "choke":
+        this.peerChoking = true;
+        this.#releaseAll();
+        return;
+      case "unchoke":
+        this.peerChoking = false;
+        this.fill();
+        return;
+      case "interested":
+        this.peerInterested = true;
+        this.#host.interestChanged(this);
+        return;
+      case "not_interested":
+        this.peerInterested = false;
+        this.#host.interestChanged(this);
+        return;
+      case "request":
+        this.#onRequest(m);
+        return;
+      case "cancel": {
+        const i = this.#incoming.findIndex((r) =>
+          r.piece === m.piece && r.begin === m.begin && r.length === m.length
+        );
+        if (i >= 0) this.#incoming.splice(i, 1);
+        return;
+      }
+      case "piece":
+        this.#onPiece(m.piece, m.begin, m.data);
+        return;
+      case "reject": {
+        if (!this.fast) throw new ProtocolError("Peer sent reject_request without the Fast extension");
+        const k = key(m.piece, m.begin);
+        const block = this.#outstanding.get(k);
+        if (block !== undefined) {
+          this.#outstanding.delete(k);
+          this.#host.release(this, block);
+          this.fill();
+        }
+        return;
+      }
+      case "allowed_fast":
+      case "suggest":
+        if (!this.fast) throw new ProtocolError(`Peer sent ${m.type} without the Fast extension`);
+        if (m.piece >= this.#host.pieceCount) {
+          throw new ProtocolError(`Peer sent ${m.type} for piece ${m.piece} out of range`);
+        }
+        return;
+      case "port":
+      case "extended":
+      case "unknown":
+        return;
+    }
+  }
+
+  #onRequest(m: { piece: number; begin: number; length: number }): void {
+    const size = m.piece < this.#host.pieceCount ? this.#host.pieceSize(m.piece) : 0;
+    if (
+      m.piece >= this.#host.pieceCount || m.length <= 0 || m.length > MAX_REQUEST_LENGTH ||
+      m.begin + m.length > size
+    ) {
+      throw new ProtocolError(
+        `Peer requested an invalid block: piece ${m.piece}, offset ${m.begin}, length ${m.length}`,
+      );
+    }
+    if (!this.#host.have.get(m.piece) || this.amChoking || this.#incoming.length >= MAX_INCOMING_REQUESTS) {
+      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
+      return;
+    }
+    this.#incoming.push({ piece: m.piece, begin: m.begin, length: m.length });
+    this.#pumpUploads();
+  }
+
+  #onPiece(piece: number, begin: number, data: Uint8Array): void {
+    const k = key(piece, begin);
+    const block = this.#outstanding.get(k);
+    if (block === undefined) {
+      if (!this.#released.has(k)) {
+        throw new ProtocolError(`Peer sent a block we did not request: piece ${piece}, offset ${begin}`);
+      }
+      this.#released.delete(k);
+    } else {
+      if (data.length !== block.length) {
+        throw new ProtocolError(
+          `Peer sent ${data.length} bytes for a block of ${block.length}: piece ${piece}, offset ${begin}`,
+        );
+      }
+      this.#outstanding.delete(k);
+    }
+    const now = this.#host.now();
+    this.#lastBlock = now;
+    this.#snubbed = false;
+    this.down.add(data.length, now);
+    this.#host.block(this, piece, begin, data);
+    this.fill();
+  }
+
+  /** Requests more blocks if the pipeline has room. */
+  fill(): void {
+    if (this.#closed || this.peerChoking || !this.amInterested) return;
+    const depth = this.#snubbed ? 1 : this.#queueDepth;
+    const room = depth - this.#outstanding.size;
+    // Top up in batches to amortise picking and writes, unless the pipe is nearly empty.
+    if (room <= 0 || (room < Math.min(8, depth / 4) && this.#outstanding.size > 0)) return;
+    const blocks = this.#host.pick(this, room);
+    if (blocks.length === 0) {
+      if (this.#outstanding.size === 0) this.#updateInterest(false);
+      return;
+    }
+    if (this.#outstanding.size === 0) this.#lastBlock = this.#host.now();
+    for (const b of blocks) {
+      this.#outstanding.set(key(b.piece, b.begin), b);
+      this.#send({ type: "request", piece: b.piece, begin: b.begin, length: b.length });
+    }
+  }
+
+  /**
+   * Cancels a block we requested from this peer (another peer delivered it first).
+   *
+   * @param piece Piece index.
+   * @param begin Block offset.
+   */
+  cancel(piece: number, begin: number): void {
+    const k = key(piece, begin);
+    const block = this.#outstanding.get(k);
+    if (block === undefined) return;
+    this.#outstanding.delete(k);
+    this.#released.add(k);
+    this.#send({ type: "cancel", piece, begin, length: block.length });
+  }
+
+  #releaseAll(): void {
+    for (const [k, block] of this.#outstanding) {
+      this.#released.add(k);
+      this.#host.release(this, block);
+    }
+    this.#outstanding.clear();
+    if (this.#released.size > 4096) this.#released = new Set([...this.#released].slice(-2048));
+  }
+
+  #updateInterest(fill = true): void {
+    const interested = this.#host.isInteresting(this);
+    if (interested !== this.amInterested) {
+      this.amInterested = interested;
+      this.#send({ type: interested ? "interested" : "not_interested" });
+    }
+    if (fill) this.fill();
+  }
+
+  /** Re-evaluates our interest (call after our pieces change). */
+  refreshInterest(): void {
+    if (!this.#closed) this.#updateInterest();
+  }
+
+  /**
+   * Tells the peer we have a piece.
+   *
+   * @param piece Piece index.
+   */
+  sendHave(piece: number): void {
+    if (!this.#closed) this.#send({ type: "have", piece });
+  }
+
+  /**
+   * Chokes or unchokes the peer.
+   *
+   * @param choke True to choke.
+   */
+  setChoking(choke: boolean): void {
+    if (this.#closed || choke === this.amChoking) return;
+    this.amChoking = choke;
+    this.#send({ type: choke ? "choke" : "unchoke" });
+    if (choke) {
+      if (this.fast) {
+        for (const r of this.#incoming) {
+          this.#send({ type: "reject", piece: r.piece, begin: r.begin, length: r.length });
+        }
+      }
+      this.#incoming.length = 0;
+    }
+  }
+
+  #pumpUploads(): void {
+    if (this.#uploading) return;
+    this.#uploading = true;
+    (async () => {
+      try {
+        while (!this.#closed && !this.amChoking && this.#incoming.length > 0) {
+          const r = this.#incoming.shift()!;
+          const data = await this.#host.readBlock(r.piece, r.begin, r.length);
+          if (this.#closed || this.amChoking) break;
+          this.#send({ type: "piece", piece: r.piece, begin: r.begin, data });
+          this.up.add(data.length, this.#host.now());
+          if (this.#outBytes > 1024 * 1024) await this.#flushing;
+        }
+      } finally {
+        this.#uploading = false;
+      }
+    })().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
+  }
+
+  /**
+   * Periodic housekeeping: keep-alives, time-outs, snub detection, queue depth.
+   *
+   * @param now Current time in milliseconds.
+   */
+  tick(now: number): void {
+    if (this.#closed) return;
+    if (now - this.#lastReceived > 150_000) {
+      this.close(new ProtocolError("Peer timed out: nothing received for 150 s"));
+      return;
+    }
+    if (now - this.#lastSent > 60_000) this.#send({ type: "keepalive" });
+    if (this.#outstanding.size > 0 && now - this.#lastBlock > 20_000 && !this.#snubbed) {
+      this.#snubbed = true;
+      this.#releaseAll();
+    }
+    const max = this.#options.maxQueueDepth ?? 500;
+    const seconds = this.#options.queueSeconds ?? 1.5;
+    const byRate = Math.ceil((this.down.rate(now) * seconds) / BLOCK_SIZE);
+    this.#queueDepth = Math.max(this.#options.initialQueueDepth ?? 32, Math.min(max, byRate));
+    this.fill();
+  }
+
+  #send(m: Message): void {
+    if (this.#closed) return;
+    this.#outQueue.push(m);
+    this.#outBytes += encodedLength(m);
+    this.#lastSent = this.#host.now();
+    if (this.#flushing === null) this.#flushing = this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      await Promise.resolve(); // gather messages sent in the same turn
+      while (this.#outQueue.length > 0 && !this.#closed) {
+        const queue = this.#outQueue;
+        const size = this.#outBytes;
+        this.#outQueue = [];
+        this.#outBytes = 0;
+        const buf = new Uint8Array(size);
+        let at = 0;
+        for (const m of queue) at += encodeMessageInto(m, buf, at);
+        await this.#writer.ready;
+        await this.#writer.write(buf);
+      }
+    } catch (error) {
+      this.close(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      this.#flushing = null;
+    }
+  }
+
+  /**
+   * Closes the connection (idempotent). Requests in flight are given back to the picker.
+   *
+   * @param error Why, when it was not a clean close.
+   */
+  close(error?: Error): void {
+    if (this.#closed) return;
+    this.#releaseAll();
+    this.#closed = true;
+    this.#incoming.length = 0;
+    this.#reader?.cancel().catch(() => {/* the stream is already broken: nothing more to read */});
+    this.#duplex.close();
+    this.#host.closed(this, error);
+    this.#resolveFinished();
+  }
+}

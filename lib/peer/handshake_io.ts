@@ -1,0 +1,206 @@
+/**
+ * Opening BitTorrent connections: dialling with a deadline, exchanging the 68-byte
+ * handshake both ways, and turning a TCP connection into a {@linkcode Duplex}.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../errors.ts";
+import type { Duplex } from "../types.ts";
+import { ByteReader } from "../wire/byte_reader.ts";
+import { encodeHandshake, type Handshake, readHandshake } from "../wire/handshake.ts";
+
+/** A connection whose handshakes are done. */
+export interface HandshakenPeer {
+  /** The byte stream after the handshake (buffered bytes first). */
+  readonly duplex: Duplex;
+  /** The remote handshake. */
+  readonly remote: Handshake;
+}
+
+/**
+ * Wraps a Deno connection as a {@linkcode Duplex} whose `close()` never throws.
+ *
+ * @example
+ * ```ts ignore
+ * const duplex = connDuplex(await Deno.connect({ hostname: "127.0.0.1", port: 6881 }));
+ * ```
+ *
+ * @param conn The connection.
+ * @returns The duplex.
+ */
+export function connDuplex(conn: Deno.Conn): Duplex {
+  let closed = false;
+  return {
+    readable: conn.readable,
+    writable: conn.writable,
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch (error) {
+        // Closing an already-closed resource is the only expected failure here.
+        if (!(error instanceof Deno.errors.BadResource)) throw error;
+      }
+    },
+  };
+}
+
+/** Parses "host:port" or "[v6]:port". */
+export function parseAddress(address: string): { hostname: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:\[\]]+):(\d+)$/.exec(address);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new TypeError(`Invalid peer address '${address}': expected HOST:PORT or [IPv6]:PORT`);
+  }
+  return { hostname: m[1]!, port };
+}
+
+/** Formats a hostname and port as "host:port" or "[v6]:port". */
+export function formatAddress(hostname: string, port: number): string {
+  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+}
+
+/** Options for {@linkcode dialPeer}. */
+export interface DialOptions {
+  /** Our handshake (info-hash, peer id, reserved bits). */
+  handshake: Handshake;
+  /** Deadline for TCP connect plus handshake. @default {10_000} */
+  timeoutMs?: number;
+  /** Aborts the attempt. */
+  signal?: AbortSignal;
+  /** Wraps the raw connection before the handshake (encryption). @default identity */
+  wrap?: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) => Promise<Duplex>;
+}
+
+/**
+ * Connects to a peer and exchanges handshakes. Rejects if the peer answers for another
+ * torrent.
+ *
+ * @example
+ * ```ts ignore
+ * const { duplex, remote } = await dialPeer("127.0.0.1:6881", { handshake: { infoHash, peerId, reserved } });
+ * ```
+ *
+ * @param address "host:port".
+ * @param options Our handshake and the deadline.
+ * @returns The handshaken connection.
+ */
+export async function dialPeer(address: string, options: DialOptions): Promise<HandshakenPeer> {
+  const { hostname, port } = parseAddress(address);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  const connecting = Deno.connect({ hostname, port, transport: "tcp" });
+  let raw: Duplex;
+  try {
+    const conn = await abortable(connecting, signal, (late) => connDuplex(late).close());
+    conn.setNoDelay(true);
+    raw = connDuplex(conn);
+  } catch (error) {
+    if (signal.aborted && deadline.aborted) {
+      throw new ProtocolError(`Cannot connect to ${address}: timed out after ${timeoutMs} ms`);
+    }
+    throw new ProtocolError(`Cannot connect to ${address}: ${(error as Error).message}`, { cause: error });
+  }
+  try {
+    const duplex = options.wrap ? await options.wrap(raw, options.handshake.infoHash, signal) : raw;
+    const writer = duplex.writable.getWriter();
+    await writer.write(encodeHandshake(options.handshake));
+    writer.releaseLock();
+    const reader = new ByteReader(duplex.readable);
+    const remote = await readHandshake(reader, { signal, timeoutMs });
+    if (!equalBytes(remote.infoHash, options.handshake.infoHash)) {
+      throw new ProtocolError(`Peer ${address} answered with a different info-hash`);
+    }
+    return {
+      remote,
+      duplex: { readable: reader.rest(), writable: duplex.writable, close: () => duplex.close() },
+    };
+  } catch (error) {
+    raw.close();
+    if (deadline.aborted) {
+      throw new ProtocolError(`Handshake with ${address} timed out after ${timeoutMs} ms`);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Reads an incoming peer's handshake, lets the caller find the torrent, and answers.
+ *
+ * @example
+ * ```ts ignore
+ * const peer = await acceptPeer(duplex, (infoHash) => session.handshakeFor(infoHash));
+ * ```
+ *
+ * @param duplex The accepted connection.
+ * @param answer Given the remote handshake, returns ours, or null to refuse (unknown torrent).
+ * @param options Deadline.
+ * @returns The handshaken connection.
+ */
+export async function acceptPeer(
+  duplex: Duplex,
+  answer: (remote: Handshake) => Handshake | null,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<HandshakenPeer> {
+  const reader = new ByteReader(duplex.readable);
+  const remote = await readHandshake(reader, {
+    timeoutMs: options.timeoutMs ?? 10_000,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const ours = answer(remote);
+  if (ours === null) throw new ProtocolError("Peer asked for a torrent we do not have");
+  const writer = duplex.writable.getWriter();
+  await writer.write(encodeHandshake(ours));
+  writer.releaseLock();
+  return {
+    remote,
+    duplex: { readable: reader.rest(), writable: duplex.writable, close: () => duplex.close() },
+  };
+}
+
+/**
+ * Compares two byte arrays.
+ *
+ * @example
+ * ```ts
+ * import { equalBytes } from "./handshake_io.ts";
+ * console.log(equalBytes(new Uint8Array([1]), new Uint8Array([1]))); // true
+ * ```
+ *
+ * @param a First.
+ * @param b Second.
+ * @returns True when equal.
+ */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal, onLate: (value: T) => void): Promise<T> {
+  if (signal.aborted) {
+    promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        if (signal.aborted) onLate(v);
+        else resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

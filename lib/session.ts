@@ -1,0 +1,261 @@
+/**
+ * A session: one listening port and many torrents, with global connection limits, a
+ * logger and the plugins its torrents use. `mod.ts` exports `Session`, this class with
+ * shoal's default plugins filled in.
+ *
+ * @module
+ */
+
+import { randomBytes } from "node:crypto";
+import { ShoalError } from "./errors.ts";
+import { Logger } from "./log.ts";
+import { parseMetainfo } from "./metainfo.ts";
+import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
+import { Torrent } from "./torrent.ts";
+import type { LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
+
+/** Options for {@linkcode BaseSession}. */
+export interface BaseSessionOptions {
+  /** Default folder for downloads. */
+  downloadDir: string;
+  /** Piece selection plugin used unless a torrent names its own. */
+  selector: PieceSelector;
+  /** Listening port; 0 picks a free one. @default {0} */
+  port?: number;
+  /** Address to listen on. @default {"0.0.0.0"} */
+  hostname?: string;
+  /** Do not listen for incoming connections at all. @default {false} */
+  noListen?: boolean;
+  /** Our peer id (20 bytes). @default a random "-SH0100-" id */
+  peerId?: Uint8Array;
+  /** Most connections per torrent. @default {50} */
+  maxPeersPerTorrent?: number;
+  /** Most connections in all. @default {200} */
+  maxConnections?: number;
+  /** Upload slots per torrent. @default {8} */
+  uploadSlots?: number;
+  /** Log sinks. @default {[]} (nothing is logged) */
+  logSinks?: LogSink[];
+  /** Least severe level passed to sinks. @default {"info"} */
+  logLevel?: LogLevel;
+  /** Use this logger instead of building one from `logSinks` and `logLevel`. */
+  logger?: Logger;
+  /** Cap on bytes held in piece buffers per torrent. @default {64 MiB} */
+  maxBufferedBytes?: number;
+}
+
+/** Options for {@linkcode BaseSession.add}. */
+export interface AddTorrentOptions {
+  /** Folder for this torrent. @default the session's `downloadDir` */
+  downloadDir?: string;
+  /** Peers to connect to ("host:port"). */
+  peers?: readonly string[];
+  /** Selection plugin for this torrent. */
+  selector?: PieceSelector;
+  /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
+  resumeDir?: string;
+}
+
+/**
+ * The protocol core's session, with no default plugins. Most users want `Session` from
+ * `mod.ts` instead.
+ *
+ * @example
+ * ```ts ignore
+ * import { BaseSession } from "./session.ts";
+ * import { sequential } from "../plugins/selection/sequential.ts";
+ * await using session = new BaseSession({ downloadDir: "./downloads", selector: sequential() });
+ * const torrent = await session.add(await Deno.readFile("x.torrent"), { peers: ["127.0.0.1:6881"] });
+ * await torrent.completed;
+ * ```
+ */
+export class BaseSession implements AsyncDisposable {
+  /** Our peer id. */
+  readonly peerId: Uint8Array;
+  /** The session's logger. */
+  readonly logger: Logger;
+  readonly #options: BaseSessionOptions;
+  readonly #torrents = new Map<string, Torrent>();
+  #listener: Deno.TcpListener | null = null;
+  #listening: Promise<number> | null = null;
+  #connections = 0;
+  #closed = false;
+
+  /** @param options Download folder, plugins, limits. */
+  constructor(options: BaseSessionOptions) {
+    this.#options = options;
+    this.peerId = options.peerId ?? makePeerId();
+    if (this.peerId.length !== 20) throw new TypeError("Peer id must be 20 bytes");
+    this.logger = options.logger ??
+      new Logger({ sinks: options.logSinks ?? [], level: options.logLevel ?? "info" });
+  }
+
+  /** The listening port (0 until listening). */
+  get port(): number {
+    return this.#listener ? (this.#listener.addr as Deno.NetAddr).port : 0;
+  }
+
+  /** Open connections across all torrents. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** The torrents in this session. */
+  get torrents(): Torrent[] {
+    return [...this.#torrents.values()];
+  }
+
+  /**
+   * Starts listening for incoming peers (done by `add` too). Resolves with the port.
+   *
+   * @returns The port.
+   */
+  listen(): Promise<number> {
+    if (this.#options.noListen) return Promise.resolve(0);
+    this.#listening ??= (async () => {
+      const hostname = this.#options.hostname ?? "0.0.0.0";
+      try {
+        this.#listener = Deno.listen({ hostname, port: this.#options.port ?? 0, transport: "tcp" });
+      } catch (error) {
+        if (error instanceof Deno.errors.AddrInUse) {
+          throw new ShoalError("LISTEN", `Cannot listen on port ${this.#options.port}: it is already in use`);
+        }
+        if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+          throw new ShoalError("PERMISSION", `Cannot listen: run with --allow-net (${(error as Error).message})`);
+        }
+        throw error;
+      }
+      this.logger.info("session", "Listening", { port: this.port, hostname });
+      this.#acceptLoop(this.#listener).catch((error) => {
+        if (!this.#closed) this.logger.error("session", `Listener failed: ${(error as Error).message}`);
+      });
+      return this.port;
+    })();
+    return this.#listening;
+  }
+
+  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
+    for await (const conn of listener) {
+      const remote = conn.remoteAddr as Deno.NetAddr;
+      const address = formatAddress(remote.hostname, remote.port);
+      if (this.#connections >= (this.#options.maxConnections ?? 200)) {
+        conn.close();
+        continue;
+      }
+      conn.setNoDelay(true);
+      this.#incoming(connDuplex(conn), address).catch((error) => {
+        this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, { peer: address });
+      });
+    }
+  }
+
+  async #incoming(duplex: ReturnType<typeof connDuplex>, address: string): Promise<void> {
+    let torrent: Torrent | undefined;
+    try {
+      const peer = await acceptPeer(duplex, (remote) => {
+        torrent = this.#torrents.get(hexOf(remote.infoHash));
+        if (torrent === undefined || !torrent.accepts(address)) return null;
+        return torrent.handshake();
+      });
+      torrent!.attach(address, peer);
+    } catch (error) {
+      duplex.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Adds a torrent: parses it, checks existing data, starts connecting.
+   *
+   * @param source .torrent bytes or parsed metadata.
+   * @param options Folder, peers, selector.
+   * @returns The running torrent.
+   */
+  async add(source: Uint8Array | Metainfo, options: AddTorrentOptions = {}): Promise<Torrent> {
+    if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
+    const metainfo = source instanceof Uint8Array ? parseMetainfo(source) : source;
+    if (this.#torrents.has(metainfo.infoHashHex)) {
+      throw new ShoalError("DUPLICATE", `Torrent ${metainfo.infoHashHex} is already in this session`);
+    }
+    await this.listen();
+    const torrent = new Torrent(metainfo, {
+      downloadDir: options.downloadDir ?? this.#options.downloadDir,
+      selector: options.selector ?? this.#options.selector,
+      peerId: this.peerId,
+      logger: this.logger,
+      maxPeers: this.#options.maxPeersPerTorrent ?? 50,
+      uploadSlots: this.#options.uploadSlots ?? 8,
+      ...(options.resumeDir ? { resumeDir: options.resumeDir } : {}),
+      ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
+      admit: () => this.#connections < (this.#options.maxConnections ?? 200),
+      countConnection: (delta) => (this.#connections += delta),
+    });
+    this.#torrents.set(metainfo.infoHashHex, torrent);
+    try {
+      await torrent.start();
+    } catch (error) {
+      this.#torrents.delete(metainfo.infoHashHex);
+      throw error;
+    }
+    if (options.peers) torrent.addPeers(options.peers);
+    return torrent;
+  }
+
+  /**
+   * Finds a torrent by info-hash.
+   *
+   * @param infoHashHex 40 hex characters.
+   * @returns The torrent, if present.
+   */
+  get(infoHashHex: string): Torrent | undefined {
+    return this.#torrents.get(infoHashHex.toLowerCase());
+  }
+
+  /**
+   * Stops a torrent and removes it from the session (its files stay).
+   *
+   * @param torrent The torrent.
+   */
+  async remove(torrent: Torrent): Promise<void> {
+    this.#torrents.delete(torrent.infoHash);
+    await torrent.stop();
+  }
+
+  /** Stops every torrent (saving resume data) and closes the listener. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#listener?.close();
+    await Promise.allSettled([...this.#torrents.values()].map((t) => t.stop()));
+    this.#torrents.clear();
+  }
+
+  /** Same as {@linkcode BaseSession.close}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * Makes an Azureus-style peer id: "-SH0100-" and 12 random bytes.
+ *
+ * @example
+ * ```ts
+ * import { makePeerId } from "./session.ts";
+ * console.log(new TextDecoder().decode(makePeerId().subarray(0, 8))); // "-SH0100-"
+ * ```
+ *
+ * @returns A 20-byte peer id.
+ */
+export function makePeerId(): Uint8Array {
+  const id = new Uint8Array(20);
+  id.set(new TextEncoder().encode("-SH0100-"));
+  id.set(randomBytes(12), 8);
+  return id;
+}
+
+function hexOf(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}

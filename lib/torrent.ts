@@ -1,0 +1,765 @@
+/**
+ * One torrent's lifecycle: check existing data, download from many peers at once, verify
+ * and store pieces, ban peers that send bad data, save resume data, then seed.
+ *
+ * @module
+ */
+
+import { mkdir } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { Bitfield } from "./bitfield.ts";
+import { ShoalError, StorageError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { chooseUnchoked } from "./peer/choker.ts";
+import { PeerConnection, type PeerHost } from "./peer/connection.ts";
+import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
+import { BLOCK_SIZE, type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
+import { RateMeter } from "./peer/rate.ts";
+import { FileStorage } from "./storage/file_storage.ts";
+import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
+import { sha1 } from "./storage/verify.ts";
+import type { Duplex, Metainfo, PieceSelector } from "./types.ts";
+import { reservedBits, supportsExtensions, supportsFast } from "./wire/handshake.ts";
+
+/** Where a torrent is in its life. */
+export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
+
+/** A snapshot of a torrent's progress. */
+export interface TorrentStats {
+  /** Current state. */
+  readonly state: TorrentState;
+  /** Verified pieces. */
+  readonly completedPieces: number;
+  /** Number of pieces. */
+  readonly pieceCount: number;
+  /** Verified bytes (pad files included). */
+  readonly completedBytes: number;
+  /** Total bytes. */
+  readonly totalBytes: number;
+  /** Completion, 0 to 100. */
+  readonly percent: number;
+  /** Piece bytes received this session (duplicates and failures included). */
+  readonly downloaded: number;
+  /** Piece bytes sent this session. */
+  readonly uploaded: number;
+  /** Bytes per second received recently. */
+  readonly downloadRate: number;
+  /** Bytes per second sent recently. */
+  readonly uploadRate: number;
+  /** Connected peers. */
+  readonly peers: number;
+  /** Seconds until done at the current rate, or null when unknown. */
+  readonly eta: number | null;
+  /** Pieces that failed their hash check this session. */
+  readonly failedPieces: number;
+}
+
+/** A snapshot of one connected peer. */
+export interface PeerInfo {
+  /** "host:port". */
+  readonly address: string;
+  /** The peer id's client prefix, printable. */
+  readonly client: string;
+  /** Bytes per second from the peer. */
+  readonly downloadRate: number;
+  /** Bytes per second to the peer. */
+  readonly uploadRate: number;
+  /** Bytes received from the peer. */
+  readonly downloaded: number;
+  /** Bytes sent to the peer. */
+  readonly uploaded: number;
+  /** Percentage of the torrent the peer has. */
+  readonly percent: number;
+  /** Choke and interest flags: `amChoking`, `amInterested`, `peerChoking`, `peerInterested`. */
+  readonly flags: {
+    amChoking: boolean;
+    amInterested: boolean;
+    peerChoking: boolean;
+    peerInterested: boolean;
+  };
+  /** Requests in flight to the peer. */
+  readonly outstanding: number;
+}
+
+/** Events a {@linkcode Torrent} dispatches, with their `detail`. */
+export interface TorrentEventMap {
+  /** Sent about once a second and when a piece is verified. */
+  progress: TorrentStats;
+  /** A peer completed its handshake. */
+  "peer-connected": { address: string };
+  /** A peer went away; `reason` is set when it was an error. */
+  "peer-disconnected": { address: string; reason?: string };
+  /** A piece passed its hash check and was written. */
+  "piece-verified": { piece: number };
+  /** A piece failed its hash check; `peers` sent its blocks. */
+  "piece-failed": { piece: number; peers: string[] };
+  /** A peer was banned. */
+  "peer-banned": { address: string; reason: string };
+  /** Every piece is verified. */
+  done: TorrentStats;
+  /** A fatal error stopped the torrent. */
+  error: { error: Error };
+}
+
+/** Options for {@linkcode Torrent}. */
+export interface TorrentOptions {
+  /** Folder the torrent's files go in. */
+  downloadDir: string;
+  /** Piece selection plugin. */
+  selector: PieceSelector;
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Logger (records carry a `torrent` field). */
+  logger: Logger;
+  /** Most connections for this torrent. @default {50} */
+  maxPeers?: number;
+  /** Upload slots. @default {8} */
+  uploadSlots?: number;
+  /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
+  resumeDir?: string;
+  /** Seconds between resume saves while downloading. @default {15} */
+  resumeInterval?: number;
+  /** Cap on bytes held in piece buffers. @default {64 MiB} */
+  maxBufferedBytes?: number;
+  /** Clock. @default {Date.now} */
+  now?: () => number;
+  /** Random source. @default {Math.random} */
+  random?: () => number;
+  /** Asks the session whether a new connection is allowed (global limit). */
+  admit?: () => boolean;
+  /** Tells the session a connection opened (+1) or closed (-1). */
+  countConnection?: (delta: number) => void;
+  /** Deadline for dialling plus handshake, in ms. @default {10_000} */
+  dialTimeoutMs?: number;
+}
+
+interface Candidate {
+  address: string;
+  failures: number;
+  nextTry: number;
+}
+
+const TICK_MS = 1000;
+
+/**
+ * A torrent being downloaded or seeded. Create it through a session
+ * (`session.add(...)`), listen to its events, await {@linkcode Torrent.completed}.
+ *
+ * @example
+ * ```ts ignore
+ * const torrent = await session.add(await Deno.readFile("x.torrent"), { peers: ["127.0.0.1:6881"] });
+ * torrent.addEventListener("progress", (e) => console.log((e as CustomEvent).detail.percent));
+ * await torrent.completed;
+ * ```
+ */
+export class Torrent extends EventTarget implements AsyncDisposable {
+  /** The torrent's metadata. */
+  readonly metainfo: Metainfo;
+  /** Info-hash as hex. */
+  readonly infoHash: string;
+  /** Settles when every piece is verified (rejects on a fatal error or if stopped first). */
+  readonly completed: Promise<void>;
+
+  readonly #options: TorrentOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #have: Bitfield;
+  readonly #host: PeerHost;
+  #picker!: PiecePicker;
+  #storage: FileStorage | null = null;
+  #state: TorrentState = "checking";
+  readonly #peers = new Map<string, PeerConnection>();
+  readonly #connecting = new Set<string>();
+  readonly #candidates = new Map<string, Candidate>();
+  readonly #bans = new Set<string>();
+  readonly #failures = new Map<string, number>();
+  /** For pieces that failed with several contributors: block hashes per peer, to find the liar. */
+  readonly #suspects = new Map<number, Map<number, Map<string, string>>>();
+  readonly #down = new RateMeter(5);
+  readonly #up = new RateMeter(5);
+  readonly #abort = new AbortController();
+  readonly #writes = new Set<Promise<void>>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #ticks = 0;
+  #optimistic: string | undefined;
+  #failedPieces = 0;
+  #dirty = false;
+  #lastResumeSave = 0;
+  #resolve!: () => void;
+  #reject!: (error: Error) => void;
+  #settled = false;
+  #readCache = new Map<number, Promise<Uint8Array>>();
+
+  /**
+   * @param metainfo The parsed torrent.
+   * @param options Where to store it, plugins, identity.
+   */
+  constructor(metainfo: Metainfo, options: TorrentOptions) {
+    super();
+    this.metainfo = metainfo;
+    this.infoHash = metainfo.infoHashHex;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#log = options.logger.child({ torrent: metainfo.infoHashHex.slice(0, 12) });
+    this.#have = new Bitfield(metainfo.pieceCount);
+    this.#host = this.#makeHost();
+    this.completed = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    // A caller that never awaits `completed` must not crash the process with an unhandled rejection.
+    this.completed.catch(() => {/* reported through the "error" event and the logger */});
+  }
+
+  /** Current state. */
+  get state(): TorrentState {
+    return this.#state;
+  }
+
+  /** Our verified pieces (read-only view; do not modify). */
+  get have(): Bitfield {
+    return this.#have;
+  }
+
+  /** The resume file's path. */
+  get resumePath(): string {
+    const dir = this.#options.resumeDir ?? join(this.#options.downloadDir, ".shoal");
+    return join(dir, `${this.infoHash}.resume`);
+  }
+
+  /**
+   * Opens storage, checks existing data (using resume data when it can be trusted) and starts
+   * connecting to peers. Called by the session.
+   *
+   * @returns How many pieces were found complete, trusted from resume data or re-checked.
+   */
+  async start(): Promise<{ have: number; trusted: number; rechecked: number }> {
+    const meta = this.metainfo;
+    try {
+      this.#storage = await FileStorage.open(this.#options.downloadDir, meta);
+      const resume = await readResume(this.resumePath, meta, {
+        onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
+      });
+      const restored = await restoreProgress(this.#storage, meta, resume, {
+        signal: this.#abort.signal,
+      });
+      for (const i of restored.have) this.#have.set(i);
+      this.#log.info("storage", "Checked existing data", {
+        have: restored.have.size,
+        trusted: restored.trusted,
+        rechecked: restored.rechecked,
+      });
+      this.#picker = new PiecePicker({
+        pieceCount: meta.pieceCount,
+        pieceLength: meta.pieceLength,
+        totalLength: meta.totalLength,
+        have: this.#have,
+        selector: this.#options.selector,
+        ...(this.#options.random ? { random: this.#options.random } : {}),
+        ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
+        onSelectorFault: (error) => this.#log.warn("plugin", error.message, { plugin: error.plugin }),
+      });
+      this.#state = this.#have.isComplete() ? "seeding" : "downloading";
+      this.#timer = setInterval(() => this.#tick(), TICK_MS);
+      if (this.#have.isComplete()) this.#finish();
+      else {
+        await this.#saveResume().catch((error) =>
+          this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`)
+        );
+      }
+      return { have: restored.have.size, trusted: restored.trusted, rechecked: restored.rechecked };
+    } catch (error) {
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  /**
+   * Adds peers to connect to ("host:port" or "[v6]:port"). Invalid addresses throw.
+   *
+   * @param addresses Peer addresses.
+   */
+  addPeers(addresses: Iterable<string>): void {
+    for (const address of addresses) {
+      parseAddress(address);
+      if (!this.#candidates.has(address)) this.#candidates.set(address, { address, failures: 0, nextTry: 0 });
+    }
+    this.#connectMore();
+  }
+
+  /** The handshake we send for this torrent. */
+  handshake(): { infoHash: Uint8Array; peerId: Uint8Array; reserved: Uint8Array } {
+    return {
+      infoHash: this.metainfo.infoHash,
+      peerId: this.#options.peerId,
+      reserved: reservedBits({ fast: true, extensions: true }),
+    };
+  }
+
+  /**
+   * Whether this torrent takes a new incoming connection from this address.
+   *
+   * @param address "host:port".
+   * @returns True if it is not banned and a slot is free.
+   */
+  accepts(address: string): boolean {
+    return this.#state !== "stopped" && this.#state !== "error" && this.#state !== "checking" &&
+      !this.#isBanned(address) && this.#peers.size + this.#connecting.size < (this.#options.maxPeers ?? 50);
+  }
+
+  /**
+   * Takes over a connection whose handshakes are done (incoming, from the session).
+   *
+   * @param address "host:port" of the peer.
+   * @param peer The handshaken connection.
+   */
+  attach(address: string, peer: HandshakenPeer): void {
+    if (!this.accepts(address) || this.#peers.has(address)) {
+      peer.duplex.close();
+      return;
+    }
+    this.#startPeer(address, peer);
+  }
+
+  #startPeer(address: string, { duplex, remote }: HandshakenPeer): void {
+    if (equalBytes(remote.peerId, this.#options.peerId)) {
+      this.#log.debug("swarm", "Dropped a connection to ourselves", { peer: address });
+      this.#candidates.delete(address);
+      duplex.close();
+      return;
+    }
+    for (const other of this.#peers.values()) {
+      if (equalBytes(other.peerId, remote.peerId)) {
+        this.#log.debug("swarm", "Dropped a duplicate connection", { peer: address });
+        duplex.close();
+        return;
+      }
+    }
+    const conn = new PeerConnection(duplex as Duplex, this.#host, {
+      id: address,
+      peerId: remote.peerId,
+      fast: supportsFast(remote.reserved),
+      extensions: supportsExtensions(remote.reserved),
+    });
+    this.#peers.set(address, conn);
+    this.#options.countConnection?.(1);
+    const candidate = this.#candidates.get(address);
+    if (candidate) candidate.failures = 0;
+    this.#log.info("peer", "Peer connected", { peer: address, client: clientName(remote.peerId) });
+    this.#emit("peer-connected", { address });
+    conn.start();
+    this.#choke();
+  }
+
+  #connectMore(): void {
+    if (this.#state !== "downloading" && this.#state !== "seeding") return;
+    if (this.#state === "seeding") return; // seeds wait for leechers to come to them
+    const max = this.#options.maxPeers ?? 50;
+    const now = this.#now();
+    for (const c of this.#candidates.values()) {
+      if (this.#peers.size + this.#connecting.size >= max) break;
+      if (this.#peers.has(c.address) || this.#connecting.has(c.address) || c.nextTry > now) continue;
+      if (this.#isBanned(c.address)) continue;
+      if (this.#options.admit && !this.#options.admit()) break;
+      this.#dial(c);
+    }
+  }
+
+  #dial(c: Candidate): void {
+    this.#connecting.add(c.address);
+    this.#options.countConnection?.(1);
+    dialPeer(c.address, {
+      handshake: this.handshake(),
+      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+      signal: this.#abort.signal,
+    }).then(
+      (peer) => {
+        this.#connecting.delete(c.address);
+        this.#options.countConnection?.(-1);
+        if (this.#state !== "downloading" && this.#state !== "seeding") {
+          peer.duplex.close();
+          return;
+        }
+        this.#startPeer(c.address, peer);
+      },
+      (error) => {
+        this.#connecting.delete(c.address);
+        this.#options.countConnection?.(-1);
+        c.failures++;
+        c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
+        this.#log.debug("swarm", `Cannot connect: ${(error as Error).message}`, { peer: c.address });
+        if (c.failures >= 8) this.#candidates.delete(c.address);
+      },
+    );
+  }
+
+  /** The connection-facing side of the torrent. */
+
+  #makeHost(): PeerHost {
+    const pieceCount = this.metainfo.pieceCount;
+    const have = this.#have;
+    return {
+      pieceCount,
+      have,
+      pieceSize: (piece: number) => this.#picker.pieceSize(piece),
+      isInteresting: (peer: PeerConnection) => this.#isInteresting(peer),
+      pick: (peer: PeerConnection, max: number) => this.#picker.pick(peer, max),
+      release: (peer: PeerConnection, block: BlockRef) =>
+        this.#picker.release(peer.id, block.piece, block.begin),
+      block: (peer: PeerConnection, piece: number, begin: number, data: Uint8Array) =>
+        this.#onBlock(peer, piece, begin, data),
+      availabilityChanged: (
+        peer: PeerConnection,
+        change: { all?: boolean; bits?: Bitfield; piece?: number },
+      ) => {
+        if (change.all) this.#picker.peerHasAll();
+        else if (change.bits) this.#picker.addBitfield(change.bits);
+        else if (change.piece !== undefined) {
+          if (peer.seed) {
+            // The have completed its bitfield: count it as a seed from now on.
+            this.#picker.removeBitfield(peer.bitfield);
+            this.#picker.peerHasAll();
+          } else this.#picker.addHave(change.piece);
+        }
+        if (this.#state === "seeding" && peer.seed) peer.close();
+      },
+      readBlock: (piece: number, begin: number, length: number) => this.#readBlock(piece, begin, length),
+      interestChanged: (_peer: PeerConnection) => this.#choke(),
+      closed: (peer: PeerConnection, error: Error | undefined) => this.#onClosed(peer, error),
+      now: () => this.#now(),
+    };
+  }
+
+  #isInteresting(peer: PeerConnection): boolean {
+    if (this.#have.isComplete()) return false;
+    if (peer.seed) return true;
+    for (const i of peer.bitfield) if (!this.#have.get(i)) return true;
+    return false;
+  }
+
+  #onBlock(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void {
+    this.#down.add(data.length, this.#now());
+    const outcome = this.#picker.blockReceived(peer.id, piece, begin, data);
+    for (const id of outcome.cancel) this.#peers.get(id)?.cancel(piece, begin);
+    if (outcome.completed) this.#track(this.#finishPiece(outcome.completed));
+  }
+
+  #track(work: Promise<void>): void {
+    this.#writes.add(work);
+    work.finally(() => this.#writes.delete(work));
+  }
+
+  async #finishPiece(done: CompletedPiece): Promise<void> {
+    const meta = this.metainfo;
+    const { piece, data } = done;
+    const digest = sha1(data);
+    const expected = meta.pieceHashes.subarray(piece * 20, piece * 20 + 20);
+    if (!equalBytes(digest, expected)) {
+      this.#pieceFailed(done);
+      return;
+    }
+    try {
+      await this.#storage!.write(piece, 0, data);
+    } catch (error) {
+      this.#picker.pieceFailed(done);
+      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    this.#checkSuspects(piece, data);
+    this.#picker.pieceVerified(done);
+    this.#dirty = true;
+    this.#emit("piece-verified", { piece });
+    for (const p of this.#peers.values()) if (!p.has(piece)) p.sendHave(piece);
+    if (this.#have.isComplete()) {
+      this.#finish();
+    } else if (this.#have.count() % 16 === 0) {
+      for (const p of this.#peers.values()) if (p.amInterested) p.refreshInterest();
+    }
+  }
+
+  #pieceFailed(done: CompletedPiece): void {
+    const { piece, data, contributors } = done;
+    this.#failedPieces++;
+    const peers = [...new Set(contributors)];
+    this.#log.warn("storage", "Piece failed its hash check", { piece, peers: peers.join(",") });
+    this.#emit("piece-failed", { piece, peers });
+    if (peers.length === 1) {
+      this.#ban(peers[0]!, `sent piece ${piece}, which failed its hash check`);
+    } else {
+      // Remember what each peer sent, so the liar is found once the piece passes (smart ban).
+      const blocks = this.#suspects.get(piece) ?? new Map<number, Map<string, string>>();
+      for (let b = 0; b * BLOCK_SIZE < data.length; b++) {
+        const hash = hex(sha1(data.subarray(b * BLOCK_SIZE, Math.min(data.length, (b + 1) * BLOCK_SIZE))));
+        const byPeer = blocks.get(b) ?? new Map<string, string>();
+        byPeer.set(contributors[b]!, hash);
+        blocks.set(b, byPeer);
+      }
+      this.#suspects.set(piece, blocks);
+      for (const id of peers) {
+        const n = (this.#failures.get(id) ?? 0) + 1;
+        this.#failures.set(id, n);
+        if (n >= 5) this.#ban(id, `took part in ${n} pieces that failed their hash check`);
+      }
+    }
+    this.#picker.pieceFailed(done);
+  }
+
+  #checkSuspects(piece: number, data: Uint8Array): void {
+    const blocks = this.#suspects.get(piece);
+    if (blocks === undefined) return;
+    this.#suspects.delete(piece);
+    for (const [b, byPeer] of blocks) {
+      const good = hex(sha1(data.subarray(b * BLOCK_SIZE, Math.min(data.length, (b + 1) * BLOCK_SIZE))));
+      for (const [id, hash] of byPeer) {
+        if (hash !== good) this.#ban(id, `sent a corrupt block of piece ${piece}`);
+      }
+    }
+  }
+
+  #banKey(address: string): string {
+    const { hostname } = parseAddress(address);
+    // Test swarms and LANs put many peers on one address: ban the exact endpoint there.
+    const local = hostname === "::1" || hostname.startsWith("127.") || hostname === "localhost";
+    return local ? address : hostname;
+  }
+
+  #isBanned(address: string): boolean {
+    return this.#bans.has(this.#banKey(address));
+  }
+
+  #ban(address: string, reason: string): void {
+    const key = this.#banKey(address);
+    if (this.#bans.has(key)) return;
+    this.#bans.add(key);
+    this.#candidates.delete(address);
+    this.#log.warn("swarm", `Banned peer: ${reason}`, { peer: address });
+    this.#emit("peer-banned", { address, reason });
+    this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
+  }
+
+  async #readBlock(piece: number, begin: number, length: number): Promise<Uint8Array> {
+    // Peers usually ask for a piece's blocks in a row: read the whole piece once.
+    let whole = this.#readCache.get(piece);
+    if (whole === undefined) {
+      whole = this.#storage!.read(piece, 0, this.#picker.pieceSize(piece));
+      this.#readCache.set(piece, whole);
+      whole.catch(() => this.#readCache.delete(piece));
+      if (this.#readCache.size > 8) this.#readCache.delete(this.#readCache.keys().next().value!);
+    }
+    const data = await whole;
+    this.#up.add(length, this.#now());
+    return data.subarray(begin, begin + length);
+  }
+
+  #onClosed(peer: PeerConnection, error: Error | undefined): void {
+    if (this.#peers.get(peer.id) !== peer) return;
+    this.#peers.delete(peer.id);
+    this.#options.countConnection?.(-1);
+    if (this.#picker) {
+      if (peer.seed) this.#picker.peerLostAll();
+      else this.#picker.removeBitfield(peer.bitfield);
+    }
+    const reason = error?.message;
+    this.#log.info("peer", reason ? `Peer disconnected: ${reason}` : "Peer disconnected", { peer: peer.id });
+    this.#emit("peer-disconnected", reason ? { address: peer.id, reason } : { address: peer.id });
+    const c = this.#candidates.get(peer.id);
+    if (c) {
+      c.failures++;
+      c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
+    }
+    if (this.#optimistic === peer.id) this.#optimistic = undefined;
+    this.#choke();
+  }
+
+  #choke(): void {
+    if (this.#state !== "downloading" && this.#state !== "seeding") return;
+    const peers = [...this.#peers.values()];
+    const { unchoke, optimistic } = chooseUnchoked(peers, {
+      slots: this.#options.uploadSlots ?? 8,
+      seeding: this.#state === "seeding",
+      optimistic: this.#optimistic,
+      ...(this.#options.random ? { random: this.#options.random } : {}),
+    });
+    this.#optimistic = optimistic;
+    for (const p of peers) p.setChoking(!unchoke.has(p.id));
+  }
+
+  #tick(): void {
+    const now = this.#now();
+    this.#ticks++;
+    for (const p of [...this.#peers.values()]) p.tick(now);
+    if (this.#ticks % 10 === 0) this.#choke();
+    if (this.#ticks % 30 === 0) this.#optimistic = undefined;
+    this.#connectMore();
+    const interval = (this.#options.resumeInterval ?? 15) * 1000;
+    if (this.#dirty && now - this.#lastResumeSave >= interval) {
+      this.#saveResume().catch((error) =>
+        this.#log.warn("storage", `Cannot save resume data: ${error.message}`)
+      );
+    }
+    this.#emit("progress", this.stats());
+  }
+
+  #finish(): void {
+    if (this.#state === "stopped" || this.#state === "error") return;
+    this.#state = "seeding";
+    const stats = this.stats();
+    this.#log.info("torrent", "Download complete", { pieces: this.metainfo.pieceCount });
+    // Peers that are complete have nothing to trade with a seed.
+    for (const p of [...this.#peers.values()]) {
+      if (p.seed) p.close();
+      else p.refreshInterest();
+    }
+    (async () => {
+      await Promise.all([...this.#writes]);
+      await this.#storage?.flush();
+      await this.#saveResume();
+    })().then(
+      () => {
+        this.#emit("progress", this.stats());
+        this.#emit("done", stats);
+        this.#settle();
+      },
+      (error) => this.#fail(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  #settle(error?: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (error) this.#reject(error);
+    else this.#resolve();
+  }
+
+  #fail(error: Error): void {
+    if (this.#state === "error" || this.#state === "stopped") return;
+    this.#state = "error";
+    this.#log.error("torrent", `Torrent stopped: ${error.message}`);
+    this.#emit("error", { error });
+    this.#settle(error);
+    this.#shutdown().catch((e) =>
+      this.#log.error("torrent", `Cannot shut down cleanly: ${(e as Error).message}`)
+    );
+  }
+
+  async #saveResume(): Promise<void> {
+    if (!this.#storage) return;
+    this.#dirty = false;
+    this.#lastResumeSave = this.#now();
+    await mkdir(dirname(this.resumePath), { recursive: true });
+    await writeResumeAtomic(this.resumePath, await captureResume(this.#storage, this.metainfo, this.#have));
+  }
+
+  /** A snapshot of progress and rates. */
+  stats(): TorrentStats {
+    const now = this.#now();
+    const meta = this.metainfo;
+    let completedBytes = this.#have.count() * meta.pieceLength;
+    if (meta.pieceCount > 0 && this.#have.get(meta.pieceCount - 1)) {
+      completedBytes -= meta.pieceCount * meta.pieceLength - meta.totalLength;
+    }
+    const downloadRate = this.#down.rate(now);
+    const left = meta.totalLength - completedBytes;
+    return {
+      state: this.#state,
+      completedPieces: this.#have.count(),
+      pieceCount: meta.pieceCount,
+      completedBytes,
+      totalBytes: meta.totalLength,
+      percent: meta.totalLength === 0 ? 100 : (completedBytes / meta.totalLength) * 100,
+      downloaded: this.#down.total,
+      uploaded: this.#up.total,
+      downloadRate,
+      uploadRate: this.#up.rate(now),
+      peers: this.#peers.size,
+      eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : null,
+      failedPieces: this.#failedPieces,
+    };
+  }
+
+  /** Snapshots of the connected peers. */
+  peers(): PeerInfo[] {
+    return [...this.#peers.values()].map((p) => ({
+      address: p.id,
+      client: clientName(p.peerId),
+      downloadRate: p.downloadRate,
+      uploadRate: p.uploadRate,
+      downloaded: p.down.total,
+      uploaded: p.up.total,
+      percent: p.seed ? 100 : (p.bitfield.count() / Math.max(1, this.metainfo.pieceCount)) * 100,
+      flags: {
+        amChoking: p.amChoking,
+        amInterested: p.amInterested,
+        peerChoking: p.peerChoking,
+        peerInterested: p.peerInterested,
+      },
+      outstanding: p.outstanding,
+    }));
+  }
+
+  /** Closes every connection, waits for writes, saves resume data and closes files. */
+  async stop(): Promise<void> {
+    if (this.#state === "stopped") return;
+    const wasError = this.#state === "error";
+    this.#state = "stopped";
+    await this.#shutdown();
+    if (!wasError) this.#settle(new ShoalError("STOPPED", "Torrent was stopped before it completed"));
+  }
+
+  async #shutdown(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#abort.abort(new ShoalError("STOPPED", "Torrent stopped"));
+    for (const p of [...this.#peers.values()]) p.close();
+    await Promise.allSettled([...this.#writes]);
+    if (this.#storage) {
+      try {
+        await this.#saveResume();
+      } catch (error) {
+        this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`);
+      }
+      const storage = this.#storage;
+      this.#storage = null;
+      await storage.close().catch((error: unknown) => {
+        throw error instanceof StorageError
+          ? error
+          : new StorageError(`Cannot close files: ${String(error)}`);
+      });
+    }
+  }
+
+  /** Same as {@linkcode Torrent.stop}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += HEX[b];
+  return s;
+}
+
+/**
+ * A printable client name from a peer id ("-LT2080-..." → "LT2080").
+ *
+ * @example
+ * ```ts
+ * import { clientName } from "./torrent.ts";
+ * console.log(clientName(new TextEncoder().encode("-TR3000-abcdefghijkl"))); // "TR3000"
+ * ```
+ *
+ * @param peerId The 20-byte peer id.
+ * @returns A short printable name.
+ */
+export function clientName(peerId: Uint8Array): string {
+  if (peerId[0] === 0x2d && peerId[7] === 0x2d) return String.fromCharCode(...peerId.subarray(1, 7));
+  let s = "";
+  for (const b of peerId.subarray(0, 8)) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".";
+  return s;
+}

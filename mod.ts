@@ -1,0 +1,57 @@
+/**
+ * shoal: a Deno-native BitTorrent client.
+ *
+ * This module is the preset: it re-exports the protocol core (`lib/`) and the shipped
+ * plugins (`plugins/`), and its {@linkcode Session} fills in the default plugins
+ * (rarest-first piece selection).
+ *
+ * @example Download a torrent from a known peer
+ * ```ts ignore
+ * import { Session } from "./mod.ts";
+ * await using session = new Session({ downloadDir: "./downloads" });
+ * const torrent = await session.add(await Deno.readFile("x.torrent"), { peers: ["127.0.0.1:6881"] });
+ * torrent.addEventListener("progress", (e) => console.log((e as CustomEvent).detail.percent));
+ * await torrent.completed;
+ * ```
+ *
+ * @module
+ */
+
+import { BaseSession, type BaseSessionOptions } from "./lib/session.ts";
+import { rarestFirst } from "./plugins/selection/rarest_first.ts";
+
+export * from "./lib/errors.ts";
+export * from "./lib/types.ts";
+export * from "./lib/bencode.ts";
+export * from "./lib/bitfield.ts";
+export * from "./lib/metainfo.ts";
+export * from "./lib/safe_path.ts";
+export * from "./lib/magnet.ts";
+export * from "./lib/create.ts";
+export * from "./lib/log.ts";
+export * from "./lib/torrent.ts";
+export * from "./lib/session.ts";
+export * from "./plugins/selection/rarest_first.ts";
+export * from "./plugins/selection/sequential.ts";
+
+/** Options for {@linkcode Session}: those of {@linkcode BaseSession}, with the selector optional. */
+export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
+  /** Piece selection plugin. @default {rarestFirst()} */
+  selector?: BaseSessionOptions["selector"];
+};
+
+/**
+ * A shoal session with the default plugins: rarest-first piece selection.
+ *
+ * @example
+ * ```ts ignore
+ * import { Session } from "./mod.ts";
+ * await using session = new Session({ downloadDir: "./downloads", port: 6881 });
+ * ```
+ */
+export class Session extends BaseSession {
+  /** @param options Download folder, port, limits, plugins. */
+  constructor(options: SessionOptions) {
+    super({ ...options, selector: options.selector ?? rarestFirst() });
+  }
+}
