@@ -14,6 +14,7 @@
 
 import denoJson from "./deno.json" with { type: "json" };
 import { createCommand } from "./cli/create.ts";
+import { downloadCommand, seedCommand } from "./cli/download.ts";
 import { infoCommand } from "./cli/info.ts";
 import {
   type CliIO,
@@ -34,6 +35,8 @@ export const VERSION: string = denoJson.version;
 export const commands: Record<string, Command> = {
   info: infoCommand,
   create: createCommand,
+  download: downloadCommand,
+  seed: seedCommand,
 };
 
 function usage(): string {

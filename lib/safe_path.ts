@@ -74,7 +74,7 @@ export function safeRelativePath(components: readonly string[], options: SafePat
     }
   }
   if (out.length === 0) {
-    const fallback = sanitizeComponent(placeholder, maxBytes);
+    const fallback = /[/\\]/.test(placeholder) ? undefined : sanitizeComponent(placeholder, maxBytes);
     if (fallback === undefined || fallback !== placeholder) {
       throw new TypeError(`Cannot use placeholder '${placeholder}': it is not a safe path component`);
     }
@@ -154,7 +154,8 @@ function splitExtension(name: string): { stem: string; ext: string } {
 
 /** Key under which two names collide on a case-insensitive, normalising file system. */
 function foldKey(path: string): string {
-  return path.normalize("NFC").toLowerCase();
+  // deno-lint-ignore no-control-regex
+  return (/^[\x00-\x7f]*$/.test(path) ? path : path.normalize("NFC")).toLowerCase();
 }
 
 /**

@@ -227,10 +227,10 @@ export class PeerConnection implements PickerPeer {
 
   #handle(m: Message): void {
     const first = !this.#sawFirst;
-    this.#sawFirst = true;
+    // Peers may send keep-alives, the BEP 10 handshake and a DHT port before their bitfield.
+    if (m.type !== "keepalive" && m.type !== "extended" && m.type !== "port") this.#sawFirst = true;
     switch (m.type) {
       case "keepalive":
-        if (first) this.#sawFirst = false;
         return;
       case "bitfield": {
         if (!first) throw new ProtocolError("Peer sent a bitfield after other messages");

@@ -10,6 +10,7 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { StorageError } from "../errors.ts";
+import { resolveInside } from "../safe_path.ts";
 import type { Metainfo } from "../types.ts";
 import { checkLayout, type FileSpan, spansFor } from "./piece_map.ts";
 import {
@@ -110,14 +111,18 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
     checkLayout(meta);
     const absRoot = resolve(root);
     const paths = filePaths(absRoot, meta);
-    try {
-      await mkdir(absRoot, { recursive: true });
-    } catch (error) {
-      throw toStorageError(error, { action: "create", target: absRoot, root: absRoot });
+    // What already exists is left alone, so complete data can be seeded without write permission.
+    if ((await kindOf(absRoot, absRoot)) !== "directory") {
+      try {
+        await mkdir(absRoot, { recursive: true });
+      } catch (error) {
+        throw toStorageError(error, { action: "create", target: absRoot, root: absRoot });
+      }
     }
     for (let i = 0; i < meta.files.length; i++) {
       const path = paths[i];
       if (path === null || path === undefined || meta.files[i]!.length !== 0) continue;
+      if ((await kindOf(path, absRoot)) === "file") continue;
       try {
         await mkdir(dirname(path), { recursive: true });
         // Append mode creates the file without truncating one that exists.
@@ -137,9 +142,7 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
 
   /** How many file handles are open right now (at most `maxOpenFiles` while idle). */
   get openHandleCount(): number {
-    let n = this.#slots.size;
-    for (const slot of this.#slots.values()) if (slot.retired) n--;
-    return n;
+    return this.#slots.size;
   }
 
   /**
@@ -465,7 +468,11 @@ function filePaths(root: string, meta: Metainfo): (string | null)[] {
       paths.push(null);
       continue;
     }
-    const path = insideRoot(root, file.safePath);
+    // Two independent checks: the shared one, and a stricter one on the components.
+    const path = resolveInside(root, file.safePath);
+    if (insideRoot(root, file.safePath) !== path) {
+      throw new StorageError(`Refusing file path '${file.safePath}': it does not resolve consistently`);
+    }
     const clash = files.get(path) ?? folders.get(path);
     if (clash !== undefined) {
       throw new StorageError(`Cannot store file ${i} at ${path}: file ${clash} uses the same path`);
@@ -503,6 +510,18 @@ function insideRoot(root: string, relativePath: string): string {
     refuse("leaves the download folder");
   }
   return full;
+}
+
+/** Tells what is at `path` without following a missing entry into an error. */
+async function kindOf(path: string, root: string): Promise<"file" | "directory" | "other" | "absent"> {
+  try {
+    const info = await stat(path);
+    return info.isFile() ? "file" : info.isDirectory() ? "directory" : "other";
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") return "absent";
+    throw toStorageError(error, { action: "stat", target: path, root });
+  }
 }
 
 async function readFully(handle: FileHandle, into: Uint8Array, position: number): Promise<number> {

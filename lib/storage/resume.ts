@@ -162,7 +162,7 @@ export function decodeResume(bytes: Uint8Array, meta: Metainfo): ResumeData {
     if (typeof mtimeUs !== "number" || mtimeUs < 0) return invalid(`file entry ${i} has an invalid mtime`);
     return { size, mtimeMs: mtimeUs / 1000 };
   });
-  return { version: 1, infoHash, pieceCount, have: have.slice(), files, savedAt: int("saved_at", 0) };
+  return { version: 1, infoHash, pieceCount, have: new Uint8Array(have), files, savedAt: int("saved_at", 0) };
 }
 
 function maxResumeSize(meta: Metainfo): number {
@@ -290,7 +290,9 @@ export async function readResume(
         new StorageError(`Invalid resume data: ${path} has ${info.size} bytes, at most ${limit} expected`),
       );
     }
-    return decodeResume(await readFile(path), meta);
+    const bytes = await readFile(path);
+    // A plain Uint8Array view, so nothing decoded from it is a node Buffer.
+    return decodeResume(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), meta);
   } catch (error) {
     if (errorCode(error) === "ENOENT") return null;
     return problem(toStorageError(error, { action: "read", target: path, root: dirname(resolve(path)) }));

@@ -525,10 +525,11 @@ Deno.test("FileStorage turns a real ENOSPC into a StorageError naming the file",
   });
 });
 
-Deno.test("FileStorage names the missing Deno permission", async () => {
+Deno.test("FileStorage names the missing Deno permission, and seeds existing data without write permission", async () => {
   await withTempDir(async (dir) => {
     const root = `${dir}/downloads`;
     await Deno.mkdir(root);
+    await Deno.writeFile(`${root}/a.bin`, new Uint8Array([1, 2, 3, 4]));
     const script = `${dir}/probe.ts`;
     const module = new URL("../../lib/storage/file_storage.ts", import.meta.url).href;
     await Deno.writeTextFile(
@@ -538,13 +539,17 @@ const file = { path: ["a.bin"], safePath: "a.bin", length: 4, offset: 0, pad: fa
 const meta = { infoHash: new Uint8Array(20), infoHashHex: "00".repeat(20), infoBytes: new Uint8Array(),
   name: "a.bin", pieceLength: 16, pieceCount: 1, pieceHashes: new Uint8Array(20), totalLength: 4,
   files: [file], multiFile: false, announceList: [], urlList: [], private: false, hybrid: false };
+const result = {};
 try {
   const storage = await FileStorage.open(${JSON.stringify(root)}, meta);
+  result.read = Array.from(await storage.read(0, 0, 4));
   await storage.write(0, 0, new Uint8Array(4));
-  console.log(JSON.stringify({ ok: true }));
+  result.wrote = true;
 } catch (e) {
-  console.log(JSON.stringify({ name: e.name, message: e.message }));
+  result.name = e.name;
+  result.message = e.message;
 }
+console.log(JSON.stringify(result));
 `,
     );
     const output = await new Deno.Command(Deno.execPath(), {
@@ -554,14 +559,21 @@ try {
       stderr: "piped",
       signal: AbortSignal.timeout(60_000),
     }).output();
-    const stdout = new TextDecoder().decode(output.stdout).trim();
     assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-    const result = JSON.parse(stdout) as { name?: string; message?: string };
+    const result = JSON.parse(new TextDecoder().decode(output.stdout)) as {
+      read?: number[];
+      wrote?: boolean;
+      name?: string;
+      message?: string;
+    };
+    assert.deepEqual(result.read, [1, 2, 3, 4], "existing data is readable with --allow-read alone");
+    assert.equal(result.wrote, undefined);
     assert.equal(result.name, "StorageError");
     assert.ok(
       result.message?.startsWith(`Permission denied: run with --allow-write=${root}`),
       result.message,
     );
+    assert.deepEqual(await Deno.readFile(`${root}/a.bin`), new Uint8Array([1, 2, 3, 4]));
   });
 });
 
