@@ -23,8 +23,13 @@ export const BENCHES: Readonly<Record<string, () => Promise<BenchModule>>> = {
  * @param report Where result lines go.
  * @returns The number of benchmarks that failed.
  */
-export async function runBenches(filters: readonly string[], report: (line: string) => void): Promise<number> {
-  const names = Object.keys(BENCHES).filter((name) => filters.length === 0 || filters.some((f) => name.includes(f)));
+export async function runBenches(
+  filters: readonly string[],
+  report: (line: string) => void,
+): Promise<number> {
+  const names = Object.keys(BENCHES).filter((name) =>
+    filters.length === 0 || filters.some((f) => name.includes(f))
+  );
   if (names.length === 0) {
     report(`No benchmark matches ${filters.join(", ")}; known: ${Object.keys(BENCHES).join(", ")}`);
     return 1;

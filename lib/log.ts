@@ -95,7 +95,13 @@ export class Logger {
     fields: Readonly<Record<string, string | number | boolean | null>> = {},
   ): void {
     if (!this.enabled(level)) return;
-    const record: LogRecord = { time: this.#now(), level, category, message, fields: { ...this.#base, ...fields } };
+    const record: LogRecord = {
+      time: this.#now(),
+      level,
+      category,
+      message,
+      fields: { ...this.#base, ...fields },
+    };
     for (const sink of [...this.#sinks]) {
       try {
         sink(record);
@@ -108,22 +114,38 @@ export class Logger {
   }
 
   /** Emits a debug record. @param category Component. @param message Message. @param fields Details. */
-  debug(category: string, message: string, fields?: Readonly<Record<string, string | number | boolean | null>>): void {
+  debug(
+    category: string,
+    message: string,
+    fields?: Readonly<Record<string, string | number | boolean | null>>,
+  ): void {
     this.log("debug", category, message, fields);
   }
 
   /** Emits an info record. @param category Component. @param message Message. @param fields Details. */
-  info(category: string, message: string, fields?: Readonly<Record<string, string | number | boolean | null>>): void {
+  info(
+    category: string,
+    message: string,
+    fields?: Readonly<Record<string, string | number | boolean | null>>,
+  ): void {
     this.log("info", category, message, fields);
   }
 
   /** Emits a warning record. @param category Component. @param message Message. @param fields Details. */
-  warn(category: string, message: string, fields?: Readonly<Record<string, string | number | boolean | null>>): void {
+  warn(
+    category: string,
+    message: string,
+    fields?: Readonly<Record<string, string | number | boolean | null>>,
+  ): void {
     this.log("warn", category, message, fields);
   }
 
   /** Emits an error record. @param category Component. @param message Message. @param fields Details. */
-  error(category: string, message: string, fields?: Readonly<Record<string, string | number | boolean | null>>): void {
+  error(
+    category: string,
+    message: string,
+    fields?: Readonly<Record<string, string | number | boolean | null>>,
+  ): void {
     this.log("error", category, message, fields);
   }
 }

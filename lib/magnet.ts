@@ -60,10 +60,14 @@ const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
  */
 export function parseMagnet(uri: string): MagnetLink {
   if (uri.length > MAX_URI_LENGTH) {
-    throw new MagnetError(`Invalid magnet link: ${uri.length} characters exceed the maximum of ${MAX_URI_LENGTH}`);
+    throw new MagnetError(
+      `Invalid magnet link: ${uri.length} characters exceed the maximum of ${MAX_URI_LENGTH}`,
+    );
   }
   const text = uri.trim();
-  if (!/^magnet:\?/i.test(text)) throw new MagnetError("Invalid magnet link: it does not start with 'magnet:?'");
+  if (!/^magnet:\?/i.test(text)) {
+    throw new MagnetError("Invalid magnet link: it does not start with 'magnet:?'");
+  }
   const hashAt = text.indexOf("#");
   const query = text.slice("magnet:?".length, hashAt < 0 ? undefined : hashAt);
 
@@ -147,14 +151,18 @@ export function parseMagnet(uri: string): MagnetLink {
  */
 export function formatMagnet(link: MagnetLink): string {
   if (link.infoHash.length !== 20) {
-    throw new MagnetError(`Cannot format magnet link: the info-hash is ${link.infoHash.length} bytes, not 20`);
+    throw new MagnetError(
+      `Cannot format magnet link: the info-hash is ${link.infoHash.length} bytes, not 20`,
+    );
   }
   let uri = `magnet:?xt=urn:btih:${toHex(link.infoHash)}`;
   if (link.name !== undefined) uri += `&dn=${percentEncode(link.name)}`;
   for (const tracker of link.trackers) uri += `&tr=${percentEncode(tracker)}`;
   for (const seed of link.webSeeds) uri += `&ws=${percentEncode(seed)}`;
   for (const peer of link.peers) uri += `&x.pe=${percentEncode(peer)}`;
-  if (link.selectOnly !== undefined && link.selectOnly.length > 0) uri += `&so=${formatRanges(link.selectOnly)}`;
+  if (link.selectOnly !== undefined && link.selectOnly.length > 0) {
+    uri += `&so=${formatRanges(link.selectOnly)}`;
+  }
   return uri;
 }
 
@@ -218,7 +226,10 @@ function percentDecode(text: string, plusIsSpace: boolean): string {
 
 /** Escapes a value for a magnet URI, leaving `:`, `/`, `@`, `[`, `]` and `,` readable. */
 function percentEncode(text: string): string {
-  return encodeURIComponent(text.toWellFormed()).replace(/%(3A|2F|40|5B|5D|2C)/gi, (m) => decodeURIComponent(m));
+  return encodeURIComponent(text.toWellFormed()).replace(
+    /%(3A|2F|40|5B|5D|2C)/gi,
+    (m) => decodeURIComponent(m),
+  );
 }
 
 function addUrl(into: Set<string>, value: string, schemes: ReadonlySet<string>, max: number): void {

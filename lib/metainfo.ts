@@ -66,7 +66,8 @@ export function parseMetainfo(bytes: Uint8Array, options: MetainfoOptions = {}):
   if (!(info instanceof Map)) throw invalid("'info' is not a dictionary");
   const span = spanOf(info);
   if (span === undefined) throw new MetainfoError("Cannot locate the raw bytes of the 'info' dictionary");
-  const infoBytes = input.subarray(span.start, span.end);
+  // Keep only the info dictionary: the rest of the file (hybrid piece layers, say) can be freed.
+  const infoBytes = input.slice(span.start, span.end);
   const infoHash = new Uint8Array(createHash("sha1").update(infoBytes).digest());
 
   const hybrid = checkMetaVersion(info);
@@ -108,7 +109,7 @@ export function parseMetainfo(bytes: Uint8Array, options: MetainfoOptions = {}):
     name,
     pieceLength,
     pieceCount,
-    pieceHashes: pieces,
+    pieceHashes: viewInInfo(pieces, infoBytes, span.start),
     totalLength,
     files,
     multiFile: hasFiles,
@@ -190,7 +191,9 @@ export function encodeTorrent(info: Uint8Array, extras: TorrentExtras = {}): Uin
   } catch (e) {
     throw new MetainfoError("Cannot build a torrent: 'info' is not valid bencode", { cause: e });
   }
-  if (!(decoded instanceof Map)) throw new MetainfoError("Cannot build a torrent: 'info' is not a dictionary");
+  if (!(decoded instanceof Map)) {
+    throw new MetainfoError("Cannot build a torrent: 'info' is not a dictionary");
+  }
   // Keys in sorted order; the info dictionary goes in as raw bytes.
   const parts: Uint8Array[] = [];
   const add = (key: string, value: Uint8Array): void => {
@@ -216,6 +219,12 @@ export function encodeTorrent(info: Uint8Array, extras: TorrentExtras = {}): Uin
   }
   out[at] = 0x65; // 'e'
   return out;
+}
+
+/** The same bytes as `value` (a byte string inside the info dictionary), as a view of `infoBytes`. */
+function viewInInfo(value: Uint8Array, infoBytes: Uint8Array, infoStart: number): Uint8Array {
+  const start = value.byteOffset - infoStart;
+  return infoBytes.subarray(start, start + value.length);
 }
 
 function invalid(detail: string): MetainfoError {
@@ -270,7 +279,9 @@ function readPieceLength(info: BDict, max: number): number {
 function readLength(value: BValue | undefined, what: string): number {
   if (value === undefined) throw invalid(`${what} has no 'length'`);
   if (typeof value === "bigint") {
-    throw invalid(value < 0n ? `${what} has a negative length ${value}` : `${what} length ${value} is too large`);
+    throw invalid(
+      value < 0n ? `${what} has a negative length ${value}` : `${what} length ${value} is too large`,
+    );
   }
   if (typeof value !== "number") throw invalid(`${what} length is not an integer`);
   if (value < 0) throw invalid(`${what} has a negative length ${value}`);
@@ -283,7 +294,10 @@ function singleFile(
   safeName: string,
 ): { files: TorrentFile[]; totalLength: number } {
   const length = readLength(lengthValue, "the file");
-  return { files: [{ path: [name], safePath: safeName, length, offset: 0, pad: false }], totalLength: length };
+  return {
+    files: [{ path: [name], safePath: safeName, length, offset: 0, pad: false }],
+    totalLength: length,
+  };
 }
 
 function readFiles(

@@ -220,7 +220,9 @@ export function dedupePaths(paths: readonly string[], options: DedupePathsOption
     }
     const name = parts[parts.length - 1]!;
     let candidate = name;
-    for (let n = 1; dir.children.has(foldKey(candidate)); n++) candidate = withSuffix(name, n, maxBytes, false);
+    for (let n = 1; dir.children.has(foldKey(candidate)); n++) {
+      candidate = withSuffix(name, n, maxBytes, false);
+    }
     dir.children.set(foldKey(candidate), FILE);
     placed.push(candidate);
     out.push(placed.join("/"));
@@ -267,7 +269,9 @@ function newDirectory(name = ""): Directory {
  */
 export function resolveInside(root: string, relative: string): string {
   if (relative.includes("\0") || root.includes("\0")) {
-    throw new StorageError(`Cannot use path '${relative.replaceAll("\0", "\\0")}': it contains a NUL character`);
+    throw new StorageError(
+      `Cannot use path '${relative.replaceAll("\0", "\\0")}': it contains a NUL character`,
+    );
   }
   if (isAbsolute(relative)) {
     throw new StorageError(`Cannot use path '${relative}': it is absolute`);

@@ -121,7 +121,10 @@ export class BaseSession implements AsyncDisposable {
           throw new ShoalError("LISTEN", `Cannot listen on port ${this.#options.port}: it is already in use`);
         }
         if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-          throw new ShoalError("PERMISSION", `Cannot listen: run with --allow-net (${(error as Error).message})`);
+          throw new ShoalError(
+            "PERMISSION",
+            `Cannot listen: run with --allow-net (${(error as Error).message})`,
+          );
         }
         throw error;
       }
@@ -144,7 +147,9 @@ export class BaseSession implements AsyncDisposable {
       }
       conn.setNoDelay(true);
       this.#incoming(connDuplex(conn), address).catch((error) => {
-        this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, { peer: address });
+        this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, {
+          peer: address,
+        });
       });
     }
   }

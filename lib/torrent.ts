@@ -52,6 +52,8 @@ export interface TorrentStats {
   readonly eta: number | null;
   /** Pieces that failed their hash check this session. */
   readonly failedPieces: number;
+  /** Bytes held in piece buffers (partial pieces and pieces being written). */
+  readonly bufferedBytes: number;
 }
 
 /** A snapshot of one connected peer. */
@@ -674,6 +676,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       peers: this.#peers.size,
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : null,
       failedPieces: this.#failedPieces,
+      bufferedBytes: this.#picker?.bufferedBytes ?? 0,
     };
   }
 

@@ -22,7 +22,9 @@ const root = new URL("../fixtures/", import.meta.url);
 
 /** Concatenates strings (as Latin-1 bytes, one byte per char) and byte arrays. */
 function raw(...parts: (string | Uint8Array)[]): Uint8Array {
-  const chunks = parts.map((p) => typeof p === "string" ? Uint8Array.from(p, (c) => c.charCodeAt(0) & 0xff) : p);
+  const chunks = parts.map((p) =>
+    typeof p === "string" ? Uint8Array.from(p, (c) => c.charCodeAt(0) & 0xff) : p
+  );
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) {
@@ -130,7 +132,12 @@ const invalid: InvalidCase[] = [
     message: "Duplicate dictionary key 'info'",
   },
   { name: "negative_zero", bytes: raw("d1:ai-0e4:infodee"), error: "BencodeError", message: "Negative zero" },
-  { name: "integer_without_digits", bytes: raw("d1:aie4:infodee"), error: "BencodeError", message: "no digits" },
+  {
+    name: "integer_without_digits",
+    bytes: raw("d1:aie4:infodee"),
+    error: "BencodeError",
+    message: "no digits",
+  },
   {
     name: "integer_minus_only",
     bytes: raw("d1:ai-e4:infodee"),
@@ -164,7 +171,12 @@ const invalid: InvalidCase[] = [
     error: "MetainfoError",
     message: "'info' is not a dictionary",
   },
-  { name: "missing_name", bytes: withInfo({ name: undefined }), error: "MetainfoError", message: "missing 'name'" },
+  {
+    name: "missing_name",
+    bytes: withInfo({ name: undefined }),
+    error: "MetainfoError",
+    message: "missing 'name'",
+  },
   {
     name: "name_not_bytes",
     bytes: withInfo({ name: 5 }),
@@ -458,7 +470,12 @@ const valid: ValidCase[] = [
     },
     {
       name: "album",
-      safePaths: ["album/cd1/track01.flac", "album/cd1/track02.flac", "album/cd2/deep/x/track.flac", "album/readme.txt"],
+      safePaths: [
+        "album/cd1/track01.flac",
+        "album/cd1/track02.flac",
+        "album/cd2/deep/x/track.flac",
+        "album/readme.txt",
+      ],
       offsets: [0, 10000, 30000, 35000],
       pieceCount: 3,
       totalLength: 35100,
@@ -579,12 +596,18 @@ const invalidExpected: Record<string, unknown> = {};
 invalid.forEach((c, i) => {
   const file = fileName(i, c.name);
   invalidFiles.set(file, c.bytes);
-  invalidExpected[file] = { error: c.error, message: c.message, ...(c.options ? { options: c.options } : {}) };
+  invalidExpected[file] = {
+    error: c.error,
+    message: c.message,
+    ...(c.options ? { options: c.options } : {}),
+  };
 });
 
 // Sanity check: every valid case embeds its info bytes verbatim.
 for (const c of valid) {
-  if (!binaryKey(c.bytes).includes(binaryKey(c.info))) throw new Error(`Fixture ${c.name} lacks its info bytes`);
+  if (!binaryKey(c.bytes).includes(binaryKey(c.info))) {
+    throw new Error(`Fixture ${c.name} lacks its info bytes`);
+  }
 }
 
 const validFiles = new Map<string, Uint8Array>();
@@ -597,4 +620,6 @@ valid.forEach((c, i) => {
 
 await writeDir("invalid", invalidFiles, invalidExpected);
 await writeDir("valid", validFiles, validExpected);
-console.log(`Wrote ${invalidFiles.size} invalid and ${validFiles.size} valid torrents under ${root.pathname}`);
+console.log(
+  `Wrote ${invalidFiles.size} invalid and ${validFiles.size} valid torrents under ${root.pathname}`,
+);

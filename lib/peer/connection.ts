@@ -9,7 +9,7 @@
 import { Bitfield } from "../bitfield.ts";
 import { ProtocolError } from "../errors.ts";
 import type { Duplex } from "../types.ts";
-import { FrameDecoder } from "../wire/framing.ts";
+import { FrameParser } from "../wire/framing.ts";
 import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
 import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
@@ -65,6 +65,21 @@ export interface PeerConnectionOptions {
   maxQueueDepth?: number;
   /** Seconds of data to keep requested, to size the queue from the rate. @default {1.5} */
   queueSeconds?: number;
+}
+
+const READ_BUFFER_SIZE = 256 * 1024;
+
+/**
+ * A BYOB reader for the stream when it is a byte stream (Deno's TCP connections are), or
+ * null when it is not (a stream made by an encryption layer, say).
+ */
+export function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | null {
+  try {
+    return stream.getReader({ mode: "byob" });
+  } catch (error) {
+    if (error instanceof TypeError) return null; // not a byte stream: the caller reads chunks instead
+    throw error;
+  }
 }
 
 const key = (piece: number, begin: number): number => piece * 65536 + begin / BLOCK_SIZE;
@@ -126,7 +141,7 @@ export class PeerConnection implements PickerPeer {
   #outQueue: Message[] = [];
   #outBytes = 0;
   #flushing: Promise<void> | null = null;
-  #reader: ReadableStreamDefaultReader<Message> | null = null;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
 
   /**
    * @param duplex The connection, handshakes already exchanged.
@@ -207,21 +222,35 @@ export class PeerConnection implements PickerPeer {
   }
 
   async #readLoop(): Promise<void> {
-    const frames = this.#duplex.readable.pipeThrough(
-      new FrameDecoder({ maxMessageLength: this.#options.maxMessageLength ?? 1024 * 1024 + 13 }),
-    );
-    const reader = frames.getReader();
-    this.#reader = reader;
+    const parser = new FrameParser({ maxMessageLength: this.#options.maxMessageLength ?? 1024 * 1024 + 13 });
+    const handle = (m: Message) => this.#handle(m);
+    const byob = byobReader(this.#duplex.readable);
     try {
-      while (!this.#closed) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        this.#lastReceived = this.#host.now();
-        this.#handle(value);
+      if (byob !== null) {
+        // Read into one reused buffer: no allocation per chunk, so memory stays flat at any speed.
+        this.#reader = byob;
+        let buffer = new ArrayBuffer(READ_BUFFER_SIZE);
+        while (!this.#closed) {
+          const { value, done } = await byob.read(new Uint8Array(buffer));
+          if (done || value === undefined) break;
+          this.#lastReceived = this.#host.now();
+          parser.push(value, handle);
+          buffer = value.buffer as ArrayBuffer;
+        }
+      } else {
+        const reader = this.#duplex.readable.getReader();
+        this.#reader = reader;
+        while (!this.#closed) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          this.#lastReceived = this.#host.now();
+          parser.push(value, handle);
+        }
       }
+      if (!this.#closed) parser.end();
       this.close();
     } finally {
-      reader.releaseLock();
+      this.#reader?.releaseLock();
     }
   }
 

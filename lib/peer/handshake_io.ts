@@ -8,7 +8,14 @@
 import { ProtocolError } from "../errors.ts";
 import type { Duplex } from "../types.ts";
 import { ByteReader } from "../wire/byte_reader.ts";
-import { encodeHandshake, type Handshake, readHandshake } from "../wire/handshake.ts";
+import { byobReader } from "./connection.ts";
+import {
+  decodeHandshake,
+  encodeHandshake,
+  type Handshake,
+  HANDSHAKE_LENGTH,
+  readHandshake,
+} from "../wire/handshake.ts";
 
 /** A connection whose handshakes are done. */
 export interface HandshakenPeer {
@@ -109,15 +116,11 @@ export async function dialPeer(address: string, options: DialOptions): Promise<H
     const writer = duplex.writable.getWriter();
     await writer.write(encodeHandshake(options.handshake));
     writer.releaseLock();
-    const reader = new ByteReader(duplex.readable);
-    const remote = await readHandshake(reader, { signal, timeoutMs });
+    const { remote, readable } = await receiveHandshake(duplex.readable, { signal, timeoutMs });
     if (!equalBytes(remote.infoHash, options.handshake.infoHash)) {
       throw new ProtocolError(`Peer ${address} answered with a different info-hash`);
     }
-    return {
-      remote,
-      duplex: { readable: reader.rest(), writable: duplex.writable, close: () => duplex.close() },
-    };
+    return { remote, duplex: { readable, writable: duplex.writable, close: () => duplex.close() } };
   } catch (error) {
     raw.close();
     if (deadline.aborted) {
@@ -159,6 +162,61 @@ export async function acceptPeer(
     remote,
     duplex: { readable: reader.rest(), writable: duplex.writable, close: () => duplex.close() },
   };
+}
+
+/**
+ * Reads the remote handshake. On a byte stream (a TCP connection) it reads exactly 68 bytes
+ * with a BYOB reader, so the stream itself carries on untouched for the message loop (which
+ * can then read into a reused buffer); on other streams it reads through a
+ * {@linkcode ByteReader} and returns a stream of what follows.
+ *
+ * @example
+ * ```ts ignore
+ * const { remote, readable } = await receiveHandshake(conn.readable, { timeoutMs: 10_000 });
+ * ```
+ *
+ * @param stream The connection's readable side.
+ * @param options Deadline and cancellation.
+ * @returns The handshake and the stream to read messages from.
+ */
+export async function receiveHandshake(
+  stream: ReadableStream<Uint8Array>,
+  options: { timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<{ remote: Handshake; readable: ReadableStream<Uint8Array> }> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const byob = byobReader(stream);
+  if (byob === null) {
+    const reader = new ByteReader(stream);
+    const remote = await readHandshake(reader, {
+      timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    return { remote, readable: reader.rest() };
+  }
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  const bytes = await abortable(
+    (async () => {
+      let buffer = new ArrayBuffer(HANDSHAKE_LENGTH);
+      let filled = 0;
+      while (filled < HANDSHAKE_LENGTH) {
+        const { value, done } = await byob.read(new Uint8Array(buffer, filled, HANDSHAKE_LENGTH - filled));
+        if (done || value === undefined) {
+          throw new ProtocolError(`Connection closed during the handshake after ${filled} bytes`);
+        }
+        filled += value.byteLength;
+        buffer = value.buffer as ArrayBuffer;
+      }
+      return new Uint8Array(buffer);
+    })(),
+    signal,
+    () => {/* the caller closes the connection; the late bytes are not needed */},
+  ).catch((error) => {
+    if (deadline.aborted) throw new ProtocolError(`Handshake timed out after ${timeoutMs} ms`);
+    throw error;
+  });
+  byob.releaseLock();
+  return { remote: decodeHandshake(bytes), readable: stream };
 }
 
 /**

@@ -416,7 +416,9 @@ export class PiecePicker {
 
   #returnBuffer(buf: Uint8Array): void {
     this.#buffersOut--;
-    if (this.#pool.length < 8) this.#pool.push(new Uint8Array(buf.buffer, 0, this.#pieceLength));
+    if (this.#pool.length < this.#maxBuffers) {
+      this.#pool.push(new Uint8Array(buf.buffer, 0, this.#pieceLength));
+    }
   }
 
   /**

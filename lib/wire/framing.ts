@@ -63,10 +63,18 @@ interface DecoderState {
   bodyLength: number;
   /** Bytes of that body received so far. */
   bodyFill: number;
+  /** Reuse assembly buffers (only when every message is consumed before the next push). */
+  readonly reuse: boolean;
+  /** An assembly buffer free for reuse. */
+  spare: Uint8Array | undefined;
 }
 
 function startBody(state: DecoderState, length: number): void {
-  state.body = new Uint8Array(Math.min(length, INITIAL_ASSEMBLY_CAPACITY));
+  const spare = state.spare;
+  state.body = spare !== undefined && spare.length >= Math.min(length, INITIAL_ASSEMBLY_CAPACITY)
+    ? spare
+    : new Uint8Array(Math.min(length, INITIAL_ASSEMBLY_CAPACITY));
+  state.spare = undefined;
   state.bodyLength = length;
   state.bodyFill = 0;
 }
@@ -85,7 +93,7 @@ function continueBody(
   state: DecoderState,
   chunk: Uint8Array,
   pos: number,
-  controller: TransformStreamDefaultController<Message>,
+  emit: (message: Message) => void,
 ): number {
   let body = state.body!;
   const take = Math.min(state.bodyLength - state.bodyFill, chunk.length - pos);
@@ -100,7 +108,8 @@ function continueBody(
   state.bodyFill = needed;
   if (needed === state.bodyLength) {
     state.body = undefined;
-    controller.enqueue(decodeMessage(body));
+    if (state.reuse) state.spare = body;
+    emit(decodeMessage(body.subarray(0, needed)));
   }
   return pos + take;
 }
@@ -108,11 +117,11 @@ function continueBody(
 function transformChunk(
   state: DecoderState,
   chunk: Uint8Array,
-  controller: TransformStreamDefaultController<Message>,
+  emit: (message: Message) => void,
 ): void {
   const end = chunk.length;
   let pos = 0;
-  if (state.body !== undefined) pos = continueBody(state, chunk, pos, controller);
+  if (state.body !== undefined) pos = continueBody(state, chunk, pos, emit);
   while (pos < end) {
     let length: number;
     if (state.headerFill === 0 && end - pos >= 4) {
@@ -132,17 +141,17 @@ function transformChunk(
       state.headerValue = 0;
     }
     if (length === 0) {
-      controller.enqueue({ type: "keepalive" });
+      emit({ type: "keepalive" });
       continue;
     }
     checkLength(state, length);
     if (end - pos >= length) {
       // The whole body is in this chunk: hand out a view, no copy.
-      controller.enqueue(decodeMessage(chunk.subarray(pos, pos + length)));
+      emit(decodeMessage(chunk.subarray(pos, pos + length)));
       pos += length;
     } else {
       startBody(state, length);
-      pos = continueBody(state, chunk, pos, controller);
+      pos = continueBody(state, chunk, pos, emit);
     }
   }
 }
@@ -187,24 +196,94 @@ export class FrameDecoder extends TransformStream<Uint8Array, Message> {
       body: undefined,
       bodyLength: 0,
       bodyFill: 0,
+      reuse: false,
+      spare: undefined,
     };
     super({
       transform(chunk, controller) {
-        transformChunk(state, chunk, controller);
+        transformChunk(state, chunk, (message) => controller.enqueue(message));
       },
       flush() {
-        if (state.body !== undefined) {
-          throw new ProtocolError(
-            `Stream ended in the middle of a message: got ${state.bodyFill} of ${state.bodyLength} bytes`,
-          );
-        }
-        if (state.headerFill !== 0) {
-          throw new ProtocolError(
-            `Stream ended in the middle of a length prefix: got ${state.headerFill} of 4 bytes`,
-          );
-        }
+        checkEnd(state);
       },
     });
+  }
+}
+
+function checkEnd(state: DecoderState): void {
+  if (state.body !== undefined) {
+    throw new ProtocolError(
+      `Stream ended in the middle of a message: got ${state.bodyFill} of ${state.bodyLength} bytes`,
+    );
+  }
+  if (state.headerFill !== 0) {
+    throw new ProtocolError(
+      `Stream ended in the middle of a length prefix: got ${state.headerFill} of 4 bytes`,
+    );
+  }
+}
+
+/**
+ * The push-style core of {@linkcode FrameDecoder}, for a read loop that handles each
+ * message before reading again: it hands messages to a callback synchronously and reuses
+ * its assembly buffer, so a connection that reads into one reused buffer (a BYOB reader)
+ * decodes with no allocation per message. Every payload is a view that is only valid
+ * until the callback returns: copy what you keep.
+ *
+ * @example
+ * ```ts
+ * import { FrameParser } from "./framing.ts";
+ * import { encodeMessage } from "./messages.ts";
+ * const parser = new FrameParser();
+ * const bytes = encodeMessage({ type: "have", piece: 7 });
+ * parser.push(bytes.subarray(0, 3), (m) => console.log(m));
+ * parser.push(bytes.subarray(3), (m) => console.log(m)); // { type: "have", piece: 7 }
+ * parser.end();
+ * ```
+ */
+export class FrameParser {
+  readonly #state: DecoderState;
+
+  /**
+   * @param options Limits.
+   * @throws {RangeError} when `maxMessageLength` is not a non-negative integer below 2^32.
+   */
+  constructor(options: FrameDecoderOptions = {}) {
+    const max = options.maxMessageLength ?? DEFAULT_MAX_MESSAGE_LENGTH;
+    if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
+      throw new RangeError(`Invalid maxMessageLength: ${max} is not an integer in [0, 4294967295]`);
+    }
+    this.#state = {
+      max,
+      headerFill: 0,
+      headerValue: 0,
+      body: undefined,
+      bodyLength: 0,
+      bodyFill: 0,
+      reuse: true,
+      spare: undefined,
+    };
+  }
+
+  /**
+   * Decodes the messages a chunk completes and passes each to `emit`. The chunk may be
+   * reused by the caller once this returns.
+   *
+   * @param chunk Bytes from the connection.
+   * @param emit Called for each complete message, synchronously.
+   * @throws {ProtocolError} on an oversized length prefix or a malformed message.
+   */
+  push(chunk: Uint8Array, emit: (message: Message) => void): void {
+    transformChunk(this.#state, chunk, emit);
+  }
+
+  /**
+   * Checks that the input did not end in the middle of a message.
+   *
+   * @throws {ProtocolError} when it did.
+   */
+  end(): void {
+    checkEnd(this.#state);
   }
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { type BDict, decode } from "../../lib/bencode.ts";
-import { automaticPieceLength, createTorrent, type CreateProgress } from "../../lib/create.ts";
+import { automaticPieceLength, type CreateProgress, createTorrent } from "../../lib/create.ts";
 import { MetainfoError, StorageError } from "../../lib/errors.ts";
 import { parseMetainfo } from "../../lib/metainfo.ts";
 
@@ -125,7 +125,9 @@ Deno.test("createTorrent() orders files by UTF-8 bytes of each path component, n
     // "a/x" before "a-c" (component "a" < "a-c"), although "/" > "-" in a whole-path comparison.
     // "\uff21" (EF BC A1) before "\u{1f600}" (F0 9F 98 80), although UTF-16 sorts them the other way.
     await Deno.mkdir(join(root, "a"), { recursive: true });
-    for (const name of ["a-c", "\u{1f600}", "\uff21", "B", "_"]) await Deno.writeFile(join(root, name), bytes(3, 6));
+    for (const name of ["a-c", "\u{1f600}", "\uff21", "B", "_"]) {
+      await Deno.writeFile(join(root, name), bytes(3, 6));
+    }
     await Deno.writeFile(join(root, "a", "x"), bytes(3, 7));
     const made = await createTorrent(root, { pieceLength: 16384, creationDate: null });
     const paths = parseMetainfo(made.torrent).files.map((f) => f.path.join("/"));
@@ -166,7 +168,9 @@ Deno.test("createTorrent() writes trackers, web seeds, comment, private flag and
     await Deno.writeFile(join(dir, "f"), bytes(1000, 11));
     const plain = await createTorrent(join(dir, "f"), { creationDate: null });
     const made = await createTorrent(join(dir, "f"), {
-      trackers: [["udp://a.example:1/announce", "http://b.example/announce"], [], ["http://c.example/announce"]],
+      trackers: [["udp://a.example:1/announce", "http://b.example/announce"], [], [
+        "http://c.example/announce",
+      ]],
       webSeeds: ["http://ws.example/f"],
       comment: "a comment",
       createdBy: "tester/1",
@@ -192,7 +196,9 @@ Deno.test("createTorrent() writes trackers, web seeds, comment, private flag and
     assert.equal(meta.private, true);
     assert.equal(meta.name, "renamed");
 
-    const one = decode((await createTorrent(join(dir, "f"), { trackers: [["http://only.example/a"]] })).torrent) as BDict;
+    const one = decode(
+      (await createTorrent(join(dir, "f"), { trackers: [["http://only.example/a"]] })).torrent,
+    ) as BDict;
     assert.equal(text(one.get("announce")), "http://only.example/a");
     assert.equal(one.has("announce-list"), false);
     assert.equal(typeof one.get("creation date"), "number");
@@ -270,7 +276,10 @@ Deno.test("createTorrent() rejects a missing path, an empty payload and invalid 
     await assert.rejects(createTorrent(join(dir, "empty")), MetainfoError);
     await Deno.writeFile(join(dir, "f"), bytes(10, 14));
     for (const pieceLength of [1000, 8192, 16384 * 3, 256 * 1024 * 1024]) {
-      await assert.rejects(createTorrent(join(dir, "f"), { pieceLength }), /piece length must be a power of two/);
+      await assert.rejects(
+        createTorrent(join(dir, "f"), { pieceLength }),
+        /piece length must be a power of two/,
+      );
     }
     await assert.rejects(createTorrent(join(dir, "f"), { name: "a/b" }), /invalid name/);
     await assert.rejects(createTorrent(join(dir, "f"), { trackers: [["not a url"]] }), /invalid tracker URL/);
@@ -286,7 +295,10 @@ Deno.test("createTorrent() follows symbolic links inside the folder and refuses 
     await Deno.symlink(join(root, "real", "data"), join(root, "link"));
     const made = await createTorrent(root, { creationDate: null });
     const meta = parseMetainfo(made.torrent);
-    assert.deepEqual(meta.files.map((f) => [f.path.join("/"), f.length]), [["link", 100], ["real/data", 100]]);
+    assert.deepEqual(meta.files.map((f) => [f.path.join("/"), f.length]), [["link", 100], [
+      "real/data",
+      100,
+    ]]);
 
     await Deno.writeFile(join(dir, "outside"), bytes(10, 16));
     await Deno.symlink(join(dir, "outside"), join(root, "escape"));

@@ -45,7 +45,10 @@ Deno.test("parseMagnet() rejects a missing or malformed btih with a MagnetError"
   ];
   for (const uri of bad) assert.throws(() => parseMagnet(uri), MagnetError, uri);
   assert.throws(() => parseMagnet("magnet:?dn=x"), /no xt=urn:btih: parameter/);
-  assert.throws(() => parseMagnet(`magnet:?xt=urn:btih:zz`), /btih info-hash 'zz' is neither 40 hex nor 32 base32/);
+  assert.throws(
+    () => parseMagnet(`magnet:?xt=urn:btih:zz`),
+    /btih info-hash 'zz' is neither 40 hex nor 32 base32/,
+  );
 });
 
 Deno.test("parseMagnet() rejects what is not a magnet URI, and overlong URIs", () => {
@@ -75,7 +78,9 @@ Deno.test("parseMagnet() percent-decodes values and reads + as a space in dn", (
   assert.equal(parseMagnet(`magnet:?${BTIH}&dn=bad%FF`).name, "bad\ufffd");
   assert.equal(parseMagnet(`magnet:?dn=first&${BTIH}&dn=second`).name, "first");
   assert.ok(!("name" in parseMagnet(`magnet:?${BTIH}&dn=`)));
-  assert.deepEqual(parseMagnet(`magnet:?${BTIH}&tr=http%3A%2F%2Fa%2Fx%3Fk%3Da+b`).trackers, ["http://a/x?k=a+b"]);
+  assert.deepEqual(parseMagnet(`magnet:?${BTIH}&tr=http%3A%2F%2Fa%2Fx%3Fk%3Da+b`).trackers, [
+    "http://a/x?k=a+b",
+  ]);
 });
 
 Deno.test("parseMagnet() keeps valid trackers, drops malformed ones and duplicates", () => {
@@ -103,7 +108,9 @@ Deno.test("parseMagnet() keeps http(s) web seeds only", () => {
 
 Deno.test("parseMagnet() caps trackers, web seeds and peers", () => {
   let uri = `magnet:?${BTIH}`;
-  for (let i = 0; i < 300; i++) uri += `&tr=udp://t${i}.example:1&ws=http://w${i}.example/&x.pe=10.0.${i >> 8}.${i & 255}:1`;
+  for (let i = 0; i < 300; i++) {
+    uri += `&tr=udp://t${i}.example:1&ws=http://w${i}.example/&x.pe=10.0.${i >> 8}.${i & 255}:1`;
+  }
   const link = parseMagnet(uri);
   assert.equal(link.trackers.length, 100);
   assert.equal(link.webSeeds.length, 50);
@@ -133,7 +140,12 @@ Deno.test("parseMagnet() normalises x.pe peers and drops malformed ones", () => 
     ":1",
   ];
   const uri = `magnet:?${BTIH}&` + peers.map((p) => `x.pe=${encodeURIComponent(p)}`).join("&");
-  assert.deepEqual(parseMagnet(uri).peers, ["1.2.3.4:6881", "[::1]:6881", "[2001:db8::1]:51413", "example.com:80"]);
+  assert.deepEqual(parseMagnet(uri).peers, [
+    "1.2.3.4:6881",
+    "[::1]:6881",
+    "[2001:db8::1]:51413",
+    "example.com:80",
+  ]);
 });
 
 Deno.test("parseMagnet() reads BEP 53 so ranges, skipping malformed entries", () => {
@@ -184,7 +196,8 @@ Deno.test("formatMagnet() round-trips through parseMagnet()", () => {
 
 Deno.test("formatMagnet() rejects an info-hash that is not 20 bytes", () => {
   assert.throws(
-    () => formatMagnet({ infoHash: new Uint8Array(19), infoHashHex: "", trackers: [], webSeeds: [], peers: [] }),
+    () =>
+      formatMagnet({ infoHash: new Uint8Array(19), infoHashHex: "", trackers: [], webSeeds: [], peers: [] }),
     MagnetError,
   );
 });

@@ -24,7 +24,9 @@ function single(extraInfo: Record<string, BEncodable> = {}, extraRoot: Record<st
 }
 
 function multi(files: BEncodable[], pieces: number, extraInfo: Record<string, BEncodable> = {}) {
-  return encode({ info: { name: "dir", "piece length": 16384, pieces: hashes(pieces), files, ...extraInfo } });
+  return encode({
+    info: { name: "dir", "piece length": 16384, pieces: hashes(pieces), files, ...extraInfo },
+  });
 }
 
 Deno.test("parseMetainfo() reads a single-file torrent", () => {
@@ -42,7 +44,13 @@ Deno.test("parseMetainfo() reads a single-file torrent", () => {
   assert.equal(meta.hybrid, false);
   assert.equal(meta.private, false);
   assert.deepEqual(meta.pieceHashes, hashes(3));
-  assert.deepEqual(meta.files, [{ path: ["file.bin"], safePath: "file.bin", length: 40000, offset: 0, pad: false }]);
+  assert.deepEqual(meta.files, [{
+    path: ["file.bin"],
+    safePath: "file.bin",
+    length: 40000,
+    offset: 0,
+    pad: false,
+  }]);
   assert.deepEqual(meta.announceList, [["http://t.example/announce"]]);
   assert.deepEqual(meta.urlList, []);
   assert.equal(meta.comment, "hi");
@@ -78,6 +86,9 @@ Deno.test("parseMetainfo() copies its input", () => {
   const piecesCopy = meta.pieceHashes.slice();
   assert.notEqual(meta.infoBytes.buffer, bytes.buffer);
   assert.notEqual(meta.pieceHashes.buffer, bytes.buffer);
+  // Only the info dictionary is kept, and the piece hashes are a view of it.
+  assert.equal(meta.infoBytes.buffer.byteLength, meta.infoBytes.length);
+  assert.equal(meta.pieceHashes.buffer, meta.infoBytes.buffer);
   bytes.fill(0);
   assert.deepEqual(meta.infoBytes, infoCopy);
   assert.deepEqual(meta.pieceHashes, piecesCopy);
@@ -213,14 +224,21 @@ Deno.test("parseMetainfo() rejects v2-only torrents with a clear error", () => {
       "piece length": 16384,
     },
   });
-  assert.throws(() => parseMetainfo(torrent), new MetainfoError("Invalid torrent: v2-only torrents are not supported yet"));
+  assert.throws(
+    () => parseMetainfo(torrent),
+    new MetainfoError("Invalid torrent: v2-only torrents are not supported yet"),
+  );
 });
 
 Deno.test("parseMetainfo() accepts any positive piece length up to the maximum", () => {
-  const odd = parseMetainfo(encode({ info: { name: "a", "piece length": 3, length: 10, pieces: hashes(4) } }));
+  const odd = parseMetainfo(
+    encode({ info: { name: "a", "piece length": 3, length: 10, pieces: hashes(4) } }),
+  );
   assert.equal(odd.pieceCount, 4);
   assert.equal(pieceSize(odd, 3), 1);
-  const big = parseMetainfo(encode({ info: { name: "a", "piece length": 128 * 1024 * 1024, length: 1, pieces: hashes(1) } }));
+  const big = parseMetainfo(
+    encode({ info: { name: "a", "piece length": 128 * 1024 * 1024, length: 1, pieces: hashes(1) } }),
+  );
   assert.equal(big.pieceLength, 128 * 1024 * 1024);
   assert.throws(
     () => parseMetainfo(single(), { maxPieceLength: 8192 }),
@@ -232,7 +250,10 @@ Deno.test("parseMetainfo() counts pieces against the total length exactly", () =
   const exact = encode({ info: { name: "a", "piece length": 16384, length: 32768, pieces: hashes(2) } });
   assert.equal(parseMetainfo(exact).pieceCount, 2);
   const short = encode({ info: { name: "a", "piece length": 16384, length: 32769, pieces: hashes(2) } });
-  assert.throws(() => parseMetainfo(short), /'pieces' has 2 hashes but 32769 bytes in pieces of 16384 need 3/);
+  assert.throws(
+    () => parseMetainfo(short),
+    /'pieces' has 2 hashes but 32769 bytes in pieces of 16384 need 3/,
+  );
 });
 
 Deno.test("parseMetainfo() reports bencode errors as BencodeError and size limits apply", () => {

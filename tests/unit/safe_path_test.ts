@@ -125,7 +125,9 @@ Deno.test("dedupePaths() keeps safe paths safe and collision-free (seeded proper
       // Few short names so collisions are frequent.
       const depth = 1 + Math.floor(random() * 3);
       const names = ["a", "A", "b", "B.txt", "b.TXT", "b.txt", "c", "b.1.txt", "x".repeat(260) + ".txt"];
-      return safeRelativePath(Array.from({ length: depth }, () => names[Math.floor(random() * names.length)]!));
+      return safeRelativePath(
+        Array.from({ length: depth }, () => names[Math.floor(random() * names.length)]!),
+      );
     });
     const out = dedupePaths(paths);
     assert.equal(out.length, paths.length);
@@ -140,7 +142,9 @@ Deno.test("dedupePaths() keeps safe paths safe and collision-free (seeded proper
       const parts = key.split("/");
       for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
     }
-    for (const d of dirs) assert.ok(!files.has(d), `${d} is both a file and a directory in ${JSON.stringify(out)}`);
+    for (const d of dirs) {
+      assert.ok(!files.has(d), `${d} is both a file and a directory in ${JSON.stringify(out)}`);
+    }
   }
 });
 

@@ -1,0 +1,118 @@
+/**
+ * shoal (the library, in-process) downloads one torrent from three different seeders
+ * at once: libtorrent, Transmission and another shoal session. Blocks must arrive
+ * from all three, proven with `torrent.peers()` snapshots.
+ *
+ * Transmission unchokes a new peer only at its next rechoke (up to about 10 s) and is
+ * much slower than the other two on loopback, which would finish a 64 MiB torrent
+ * before it ever unchokes us. So the leecher dials Transmission first, waits (with a
+ * deadline) until it is unchoked, then adds the other two seeders: from that moment
+ * all three serve blocks at the same time, and nothing is rate-limited.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { type PeerInfo, Session } from "../../mod.ts";
+import { hasLibtorrent, hasTransmission, startLibtorrentSeeder, startTransmissionSeeder } from "./_harness.ts";
+import { compareDownload, MIB, prepareTorrent } from "./_download_helpers.ts";
+
+const READY = (await hasTransmission()) && (await hasLibtorrent());
+
+/** Polls `check` every 50 ms until it returns true, with a deadline. */
+async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Deno.errors.TimedOut(`Timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+Deno.test({
+  name: "a download takes blocks from a libtorrent, a Transmission and a shoal seeder at once",
+  ignore: !READY,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "shoal-dl-multi-" });
+    const stack = new AsyncDisposableStack();
+    try {
+      const prepared = await prepareTorrent(dir, { seed: 13 });
+      const meta = prepared.metainfo;
+      const lt = await startLibtorrentSeeder({ torrentPath: prepared.torrentPath, dataDir: prepared.seedDir });
+      stack.defer(() => lt.stop());
+      const tr = await startTransmissionSeeder({
+        torrentPath: prepared.torrentPath,
+        dataDir: prepared.seedDir,
+        readyTimeoutMs: 120_000,
+      });
+      stack.defer(() => tr.stop());
+      // The shoal seeder reads the same data folder (its resume data goes in its own folder).
+      const seedSession = new Session({ downloadDir: prepared.seedDir, hostname: "127.0.0.1" });
+      stack.defer(() => seedSession.close());
+      const seeding = await seedSession.add(meta, { resumeDir: join(dir, "seed-resume") });
+      assert.equal(seeding.state, "seeding");
+
+      const leechSession = new Session({ downloadDir: join(dir, "out"), hostname: "127.0.0.1" });
+      stack.defer(() => leechSession.close());
+      const trAddress = `127.0.0.1:${tr.port}`;
+      const ltAddress = `127.0.0.1:${lt.port}`;
+      const shoalAddress = `127.0.0.1:${seedSession.port}`;
+      const torrent = await leechSession.add(meta, { peers: [trAddress] });
+
+      // Largest `downloaded` seen per peer, from snapshots on every verified piece and every 20 ms.
+      const most = new Map<string, number>();
+      const snapshot = (): PeerInfo[] => {
+        const peers = torrent.peers();
+        for (const p of peers) most.set(p.address, Math.max(most.get(p.address) ?? 0, p.downloaded));
+        return peers;
+      };
+      torrent.addEventListener("piece-verified", snapshot);
+      const timer = setInterval(snapshot, 20);
+      stack.defer(() => clearInterval(timer));
+
+      await until(
+        () => snapshot().some((p) => p.address === trAddress && !p.flags.peerChoking),
+        60_000,
+        "Transmission unchokes the leecher",
+      );
+      const atJoin = new Map(most);
+      const joined = performance.now();
+      torrent.addPeers([ltAddress, shoalAddress]);
+      await until(
+        () => [ltAddress, shoalAddress].every((a) => (most.get(a) ?? 0) > 0) || torrent.have.isComplete(),
+        60_000,
+        "blocks from the libtorrent and shoal seeders",
+      );
+      let timeout: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        torrent.completed,
+        new Promise((_, reject) => {
+          timeout = setTimeout(() => reject(new Deno.errors.TimedOut("Timed out: download")), 120_000);
+        }),
+      ]).finally(() => clearTimeout(timeout));
+      const seconds = (performance.now() - joined) / 1000;
+      snapshot();
+
+      const rows = [trAddress, ltAddress, shoalAddress].map((address, i) => ({
+        seeder: ["Transmission", "libtorrent", "shoal"][i]!,
+        address,
+        beforeJoinMiB: ((atJoin.get(address) ?? 0) / MIB).toFixed(2),
+        totalMiB: ((most.get(address) ?? 0) / MIB).toFixed(2),
+      }));
+      console.log(`after the join: ${seconds.toFixed(2)} s to finish; blocks per seeder:`);
+      console.table(rows);
+      for (const address of [ltAddress, shoalAddress]) {
+        assert((most.get(address) ?? 0) > 0, `no blocks from ${address}: ${JSON.stringify(rows)}`);
+      }
+      // Transmission must also have delivered while the other two were connected.
+      assert(
+        (most.get(trAddress) ?? 0) > (atJoin.get(trAddress) ?? 0),
+        `Transmission sent nothing once the others joined: ${JSON.stringify(rows)}`,
+      );
+      const stats = torrent.stats();
+      assert.equal(stats.completedPieces, meta.pieceCount);
+      assert.deepEqual(await compareDownload(prepared, join(dir, "out")), []);
+    } finally {
+      await stack.disposeAsync();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
