@@ -31,6 +31,8 @@ export * from "./lib/create.ts";
 export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
 export * from "./lib/session.ts";
+export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
+export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";
 export * from "./plugins/selection/sequential.ts";
 
@@ -50,7 +52,11 @@ export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
  * ```
  */
 export class Session extends BaseSession {
-  /** @param options Download folder, port, limits, plugins. */
+  /**
+   * Creates the instance.
+   *
+   * @param options Download folder, port, limits, plugins.
+   */
   constructor(options: SessionOptions) {
     super({ ...options, selector: options.selector ?? rarestFirst() });
   }

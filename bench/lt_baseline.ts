@@ -93,6 +93,8 @@ export async function libtorrentBaseline(options: LibtorrentBaselineOptions): Pr
       peers: [`127.0.0.1:${seeder.port}`],
       enc,
       timeoutMs: options.timeoutMs ?? 300_000,
+    }).catch((e: unknown) => {
+      throw new Error(`Baseline download failed\n${seeder.tail()}`, { cause: e });
     });
     const mib = r.bytes / (1024 * 1024);
     return {

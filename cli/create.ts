@@ -133,11 +133,13 @@ export const createCommand: Command = {
         : String(e);
       throw new StorageError(`Cannot write ${output}: ${why}`, { cause: e });
     }
-    const rate = seconds >= 0.5 ? `, ${formatBytes(made.totalLength / seconds)}/s` : "";
+    const rate = seconds >= 0.5 ? `, ${formatBytes(Math.round(made.totalLength / seconds))}/s` : "";
     await writeText(
       io.stdout,
       `Created ${output}\n` +
-        `  ${made.name}: ${formatBytes(made.totalLength)} in ${made.pieceCount} pieces of ` +
+        `  ${made.name}: ${formatBytes(made.totalLength)} in ${made.pieceCount} piece${
+          made.pieceCount === 1 ? "" : "s"
+        } of ` +
         `${formatBytes(made.pieceLength)} (hashed in ${seconds.toFixed(1)} s${rate})\n` +
         `Info-hash: ${made.infoHash}\n`,
     );

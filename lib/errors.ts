@@ -53,6 +53,8 @@ export class BencodeError extends ShoalError {
   readonly offset: number;
 
   /**
+   * Creates the instance.
+   *
    * @param message What is wrong.
    * @param offset Byte offset at which it was found.
    */
@@ -73,6 +75,8 @@ export class BencodeError extends ShoalError {
  */
 export class MetainfoError extends ShoalError {
   /**
+   * Creates the instance.
+   *
    * @param message What is wrong with the torrent.
    * @param options Standard error options (`cause`).
    */
@@ -91,7 +95,11 @@ export class MetainfoError extends ShoalError {
  * ```
  */
 export class MagnetError extends ShoalError {
-  /** @param message What is wrong with the magnet link. */
+  /**
+   * Creates the instance.
+   *
+   * @param message What is wrong with the magnet link.
+   */
   constructor(message: string) {
     super("MAGNET", message);
   }
@@ -109,6 +117,8 @@ export class MagnetError extends ShoalError {
  */
 export class ProtocolError extends ShoalError {
   /**
+   * Creates the instance.
+   *
    * @param message What the peer did wrong.
    * @param options Standard error options (`cause`).
    */
@@ -129,6 +139,8 @@ export class ProtocolError extends ShoalError {
  */
 export class StorageError extends ShoalError {
   /**
+   * Creates the instance.
+   *
    * @param message What failed.
    * @param options Standard error options (`cause`).
    */
@@ -152,6 +164,8 @@ export class PluginError extends ShoalError {
   readonly plugin: string;
 
   /**
+   * Creates the instance.
+   *
    * @param plugin Name of the plugin at fault.
    * @param message What it did.
    * @param options Standard error options (`cause`).

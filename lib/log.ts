@@ -39,7 +39,11 @@ export class Logger {
   #now: () => number;
   #base: Readonly<Record<string, string | number | boolean | null>>;
 
-  /** @param options Level, sinks and clock. */
+  /**
+   * Creates the instance.
+   *
+   * @param options Level, sinks and clock.
+   */
   constructor(options: LoggerOptions = {}) {
     this.#sinks = [...(options.sinks ?? [])];
     this.#min = LOG_LEVELS[options.level ?? "info"];

@@ -81,7 +81,11 @@ export class BaseSession implements AsyncDisposable {
   #connections = 0;
   #closed = false;
 
-  /** @param options Download folder, plugins, limits. */
+  /**
+   * Creates the instance.
+   *
+   * @param options Download folder, plugins, limits.
+   */
   constructor(options: BaseSessionOptions) {
     this.#options = options;
     this.peerId = options.peerId ?? makePeerId();

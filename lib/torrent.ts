@@ -193,6 +193,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #readCache = new Map<number, Promise<Uint8Array>>();
 
   /**
+   * Creates the instance.
+   *
    * @param metainfo The parsed torrent.
    * @param options Where to store it, plugins, identity.
    */
@@ -447,8 +449,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   #track(work: Promise<void>): void {
-    this.#writes.add(work);
-    work.finally(() => this.#writes.delete(work));
+    const tracked = work.catch((error) =>
+      this.#fail(error instanceof Error ? error : new Error(String(error)))
+    )
+      .finally(() => this.#writes.delete(tracked));
+    this.#writes.add(tracked);
   }
 
   async #finishPiece(done: CompletedPiece): Promise<void> {

@@ -13,6 +13,9 @@ import type { PeerView, PieceSelector, SelectionView } from "../types.ts";
 /** Size of a request block: 16 KiB, as every client uses. */
 export const BLOCK_SIZE = 16 * 1024;
 
+/** A select() call that yields this many unusable pieces is not read further (it may never end). */
+const MAX_UNUSABLE_PICKS = 64;
+
 /** A block of a piece. */
 export interface BlockRef {
   /** Piece index. */
@@ -241,6 +244,7 @@ export class PiecePicker {
         Math.ceil((max - out.length) / blocksPerPiece),
       );
       let started = 0;
+      let unusable = 0;
       let picks: Iterable<number>;
       try {
         picks = this.#selector.select(this.#view, peer, want);
@@ -252,6 +256,7 @@ export class PiecePicker {
                 `select() returned piece ${i}, which is not wanted from this peer`,
               ),
             );
+            if (++unusable >= MAX_UNUSABLE_PICKS) break;
             continue;
           }
           const p = this.#startPiece(i);
@@ -265,7 +270,7 @@ export class PiecePicker {
         );
         break;
       }
-      if (started === 0) break;
+      if (started === 0 || unusable >= MAX_UNUSABLE_PICKS) break;
     }
     if (out.length < max && this.#inEndgame()) {
       for (const p of this.#partials.values()) {
@@ -355,7 +360,8 @@ export class PiecePicker {
     const requesters = p.requesters[b];
     const wasRequested = requesters?.includes(peerId) ?? false;
     if (p.received[b] || data.length !== Math.min(BLOCK_SIZE, p.length - begin)) {
-      if (wasRequested) requesters!.splice(requesters!.indexOf(peerId), 1);
+      // A refused copy frees the request, so the block can be asked for again.
+      if (wasRequested) this.release(peerId, piece, begin);
       return { accepted: false, wasRequested, cancel: [] };
     }
     if (p.buffer === null) {

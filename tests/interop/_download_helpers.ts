@@ -101,7 +101,10 @@ export interface PrepareTorrentOptions {
  * @param options Files, seed, piece length and name.
  * @returns Where the data and the torrent are.
  */
-export async function prepareTorrent(dir: string, options: PrepareTorrentOptions = {}): Promise<PreparedTorrent> {
+export async function prepareTorrent(
+  dir: string,
+  options: PrepareTorrentOptions = {},
+): Promise<PreparedTorrent> {
   const spec = options.spec ?? STANDARD_PAYLOAD;
   const name = options.name ?? "payload";
   const seedDir = join(dir, "seed");
@@ -518,7 +521,9 @@ export class PieceSampler {
       for (let piece = 0; piece < meta.pieceCount; piece++) {
         const start = piece * meta.pieceLength;
         // The first non-empty file holding the piece's first byte.
-        const file = meta.files.findIndex((f) => f.length > 0 && start >= f.offset && start < f.offset + f.length);
+        const file = meta.files.findIndex((f) =>
+          f.length > 0 && start >= f.offset && start < f.offset + f.length
+        );
         if (file < 0) throw new Error(`No file holds piece ${piece}`);
         const f = meta.files[file]!;
         const offset = start - f.offset;

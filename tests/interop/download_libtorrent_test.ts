@@ -21,7 +21,10 @@ Deno.test({
       assert.notEqual(meta.totalLength % meta.pieceLength, 0, "the last piece should be short");
       assert(prepared.spec.some((f) => f.size === 0), "the payload should have a zero-byte file");
 
-      const seeder = await startLibtorrentSeeder({ torrentPath: prepared.torrentPath, dataDir: prepared.seedDir });
+      const seeder = await startLibtorrentSeeder({
+        torrentPath: prepared.torrentPath,
+        dataDir: prepared.seedDir,
+      });
       try {
         const out = join(dir, "out");
         const cli = startCli([
@@ -40,7 +43,9 @@ Deno.test({
           const seconds = (performance.now() - started) / 1000;
           assert.equal(status.code, 0, `exit code ${status.code}\n${cli.tail()}`);
           assert(
-            cli.stderrLines.some((l) => l.startsWith(`Complete: ${meta.pieceCount}/${meta.pieceCount} pieces`)),
+            cli.stderrLines.some((l) =>
+              l.startsWith(`Complete: ${meta.pieceCount}/${meta.pieceCount} pieces`)
+            ),
             cli.tail(),
           );
           assert.deepEqual(await compareDownload(prepared, out), []);
@@ -51,7 +56,9 @@ Deno.test({
             "no extra files in the download folder",
           );
           console.log(
-            `libtorrent -> shoal cli: ${(meta.totalLength / 1048576).toFixed(1)} MiB in ${seconds.toFixed(2)} s ` +
+            `libtorrent -> shoal cli: ${(meta.totalLength / 1048576).toFixed(1)} MiB in ${
+              seconds.toFixed(2)
+            } s ` +
               `(whole process, Deno start-up included)`,
           );
         } finally {

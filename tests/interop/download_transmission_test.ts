@@ -45,10 +45,15 @@ Deno.test({
           const seconds = (performance.now() - started) / 1000;
           assert.equal(status.code, 0, `exit code ${status.code}\n${cli.tail()}\n${seeder.tail()}`);
           assert(
-            cli.stderrLines.some((l) => l.startsWith(`Complete: ${meta.pieceCount}/${meta.pieceCount} pieces`)),
+            cli.stderrLines.some((l) =>
+              l.startsWith(`Complete: ${meta.pieceCount}/${meta.pieceCount} pieces`)
+            ),
             cli.tail(),
           );
-          assert(cli.stderrLines.some((l) => l.includes("Peer connected") && l.includes("client=TR")), cli.tail());
+          assert(
+            cli.stderrLines.some((l) => l.includes("Peer connected") && l.includes("client=TR")),
+            cli.tail(),
+          );
           assert.deepEqual(await compareDownload(prepared, out), []);
           assert.equal((await Deno.stat(join(out, prepared.name, "docs/empty.txt"))).size, 0);
           assert.deepEqual(

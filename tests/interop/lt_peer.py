@@ -74,7 +74,7 @@ def session_settings(args):
     """Session settings for an isolated, fast loopback peer."""
     # Start from libtorrent's own high-throughput seeding preset (larger send
     # buffers and disk queues, unlimited unchoke slots, big request queues).
-    s = dict(lt.high_performance_seed())
+    s = dict(lt.high_performance_seed()) if args.preset == "fast" else {}
     # The preset's aggressive timeouts and single connect failure would make
     # a slow peer under test (shoal during debugging) look dead; relax them.
     s.update({
@@ -112,7 +112,8 @@ def session_settings(args):
         "user_agent": "shoal-interop/lt-" + lt.__version__,
         "alert_mask": int(lt.alert.category_t.error_notification
                           | lt.alert.category_t.status_notification
-                          | lt.alert.category_t.storage_notification),
+                          | lt.alert.category_t.storage_notification
+                          | lt.alert.category_t.connect_notification),
     })
     return s
 
@@ -157,7 +158,8 @@ def log_alerts(ses):
     """Drains alerts, copying errors to stderr; returns the list."""
     alerts = ses.pop_alerts()
     for a in alerts:
-        if a.category() & lt.alert.category_t.error_notification:
+        if (a.category() & lt.alert.category_t.error_notification
+                or isinstance(a, (lt.peer_connect_alert, lt.peer_disconnected_alert))):
             log("%s: %s" % (type(a).__name__, a.message()))
     return alerts
 
@@ -323,6 +325,8 @@ def main(argv):
         p.add_argument("--enc-level", choices=sorted(ENC_LEVELS), default=None)
         p.add_argument("--timeout", type=float, default=600.0)
         p.add_argument("--peer", action="append")
+        p.add_argument("--preset", choices=["fast", "default"], default="fast",
+                       help="start from high_performance_seed() or libtorrent's defaults")
         if name == "leech":
             p.add_argument("--progress-interval", type=float, default=1.0)
             p.add_argument("--stay", action="store_true")

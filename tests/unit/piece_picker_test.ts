@@ -388,7 +388,10 @@ Deno.test("PiecePicker contains a selector returning the same piece twice", () =
   const { picker, faults, peer } = faultyPicker(bad);
   const blocks = picker.pick(peer, 10);
   assert.deepEqual(label(blocks), ["2:0+16384", "2:16384+16384", "0:0+16384", "0:16384+16384"]);
-  assertFaultsName(faults, "stutter", 1);
+  // The repeated 2 is a fault; so is the whole stale answer when the picker asks again for more.
+  assert.ok(faults.length >= 1);
+  assertFaultsName(faults, "stutter", faults.length);
+  assert.match(faults[0]!.message, /piece 2\b/);
 });
 
 Deno.test("PiecePicker contains a selector that throws, and keeps working", () => {
@@ -435,7 +438,7 @@ Deno.test("PiecePicker stops reading a selector that yields unusable pieces fore
   const endless: PieceSelector = {
     name: "endless",
     *select() {
-      for (let k = 0; k < 10_000_000; k++) yield -1;
+      for (let k = 0; k < 1_000_000; k++) yield -1;
     },
   };
   const { picker, faults, peer } = faultyPicker(endless);

@@ -1,0 +1,262 @@
+import assert from "node:assert/strict";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+// Who may import whom (DESIGN.md): lib/ never imports plugins/, mod.ts or the CLI; plugins (shipped
+// ones and the user-style fixtures) import nothing but the contract types, type-only.
+
+const ROOT = resolve(dirname(fromFileUrl(import.meta.url)), "../..");
+
+interface ImportRef {
+  /** The module specifier as written. */
+  readonly specifier: string;
+  /** `import type ...` or `export type ... from`. */
+  readonly typeOnly: boolean;
+  /** `import(...)`; the specifier is "" when it is not a string literal. */
+  readonly dynamic: boolean;
+  /** 1-based line of the statement. */
+  readonly line: number;
+}
+
+/**
+ * Blanks out comments and the contents of string and template literals (keeping quotes,
+ * line breaks and offsets), so that imports shown in JSDoc examples or held in strings are
+ * not mistaken for real ones. Offsets are unchanged, so a specifier is read back from the
+ * original source at the position of its (blanked) string.
+ */
+function codeOnly(source: string): string {
+  const out = source.split("");
+  const blank = (from: number, to: number) => {
+    for (let k = from; k < to; k++) if (out[k] !== "\n") out[k] = " ";
+  };
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    const next = source[i + 1];
+    if (c === "/" && next === "/") {
+      const end = source.indexOf("\n", i);
+      const stop = end < 0 ? source.length : end;
+      blank(i, stop);
+      i = stop;
+    } else if (c === "/" && next === "*") {
+      const end = source.indexOf("*/", i + 2);
+      const stop = end < 0 ? source.length : end + 2;
+      blank(i, stop);
+      i = stop;
+    } else if (c === "`" || c === '"' || c === "'") {
+      let j = i + 1;
+      while (j < source.length && source[j] !== c && (c === "`" || source[j] !== "\n")) {
+        j += source[j] === "\\" ? 2 : 1;
+      }
+      blank(i + 1, Math.min(j, source.length));
+      i = j + 1;
+    } else {
+      i++;
+    }
+  }
+  return out.join("");
+}
+
+/** Lists the imports and re-exports of a TypeScript source file. */
+function importsOf(source: string): ImportRef[] {
+  const code = codeOnly(source);
+  const lineAt = (offset: number) => code.slice(0, offset).split("\n").length;
+  const text = (m: RegExpExecArray | RegExpMatchArray, group: number) => {
+    const at = (m as RegExpMatchArray & { indices: [number, number][] }).indices[group];
+    return at === undefined ? undefined : source.slice(at[0], at[1]);
+  };
+  const refs: ImportRef[] = [];
+  const fromClause = /(?<![\w$.])(import|export)(\s+type)?\s+(?:[\w$*{}\s,]+?\s+)?from\s*(["'])([^"'\n]*)\3/dg;
+  for (const m of code.matchAll(fromClause)) {
+    refs.push({ specifier: text(m, 4)!, typeOnly: m[2] !== undefined, dynamic: false, line: lineAt(m.index!) });
+  }
+  const bare = /(?<![\w$.])import\s*(["'])([^"'\n]*)\1/dg;
+  for (const m of code.matchAll(bare)) {
+    refs.push({ specifier: text(m, 2)!, typeOnly: false, dynamic: false, line: lineAt(m.index!) });
+  }
+  const dynamic = /(?<![\w$.])import\s*\(\s*(?:(["'])([^"'\n]*)\1)?/dg;
+  for (const m of code.matchAll(dynamic)) {
+    refs.push({ specifier: text(m, 2) ?? "", typeOnly: false, dynamic: true, line: lineAt(m.index!) });
+  }
+  return refs.sort((a, b) => a.line - b.line);
+}
+
+async function tsFilesUnder(dir: string): Promise<string[]> {
+  const files: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return files;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) files.push(...await tsFilesUnder(path));
+    else if (entry.isFile && /\.(ts|tsx|mts|js|mjs)$/.test(entry.name)) files.push(path);
+  }
+  return files.sort();
+}
+
+/** The repository-relative path an import resolves to, or null for a bare or URL specifier. */
+function target(file: string, specifier: string): string | null {
+  if (!specifier.startsWith(".") && !specifier.startsWith("/")) {
+    if (specifier.startsWith("file:")) return relative(ROOT, fromFileUrl(specifier));
+    return null;
+  }
+  return relative(ROOT, resolve(dirname(file), specifier)).split("\\").join("/");
+}
+
+/** Violations of the rule for lib/: no plugins/, no mod.ts, no CLI. */
+function libViolations(file: string, source: string): string[] {
+  const out: string[] = [];
+  for (const ref of importsOf(source)) {
+    const where = `${relative(ROOT, file)}:${ref.line}`;
+    if (ref.dynamic && ref.specifier === "") {
+      out.push(`${where}: dynamic import() of a computed specifier`);
+      continue;
+    }
+    const to = target(file, ref.specifier);
+    if (to === null) continue;
+    if (to.startsWith("plugins/") || to === "plugins") out.push(`${where}: imports ${ref.specifier} (a plugin)`);
+    else if (to === "mod.ts") out.push(`${where}: imports mod.ts (the preset)`);
+    else if (to === "cli.ts" || to.startsWith("cli/")) out.push(`${where}: imports ${ref.specifier} (the CLI)`);
+    else if (!to.startsWith("lib/")) out.push(`${where}: imports ${ref.specifier}, outside lib/`);
+  }
+  return out;
+}
+
+/** Violations of the rule for plugins: only `import type ... from ".../lib/types.ts"`. */
+function pluginViolations(file: string, source: string): string[] {
+  const out: string[] = [];
+  for (const ref of importsOf(source)) {
+    const where = `${relative(ROOT, file)}:${ref.line}`;
+    const to = ref.specifier === "" ? null : target(file, ref.specifier);
+    if (ref.dynamic) out.push(`${where}: dynamic import(${ref.specifier})`);
+    else if (to !== "lib/types.ts") out.push(`${where}: imports ${ref.specifier || "?"}; only lib/types.ts is allowed`);
+    else if (!ref.typeOnly) out.push(`${where}: imports lib/types.ts without "import type"`);
+  }
+  return out;
+}
+
+async function violations(
+  dirs: string[],
+  rule: (file: string, source: string) => string[],
+): Promise<{ files: number; problems: string[] }> {
+  const problems: string[] = [];
+  let files = 0;
+  for (const dir of dirs) {
+    for (const file of await tsFilesUnder(join(ROOT, dir))) {
+      files++;
+      problems.push(...rule(file, await Deno.readTextFile(file)));
+    }
+  }
+  return { files, problems };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules, applied to the repository
+
+Deno.test("lib/ never imports plugins/, mod.ts or the CLI", async () => {
+  const { files, problems } = await violations(["lib"], libViolations);
+  assert.ok(files >= 10, `only ${files} files found under lib/`);
+  assert.deepEqual(problems, []);
+});
+
+Deno.test("plugins/ and fixtures/plugins/ import nothing but the types of lib/types.ts", async () => {
+  const { files, problems } = await violations(["plugins", "fixtures/plugins"], pluginViolations);
+  assert.ok(files >= 3, `only ${files} plugin files found`);
+  assert.deepEqual(problems, []);
+});
+
+Deno.test("lib/types.ts has no imports at all (plugins may depend on it alone)", async () => {
+  const file = join(ROOT, "lib/types.ts");
+  assert.deepEqual(importsOf(await Deno.readTextFile(file)), []);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The import scanner itself, so the rules above can fail
+
+const FAKE_LIB = join(ROOT, "lib/peer/fake.ts");
+const FAKE_PLUGIN = join(ROOT, "plugins/selection/fake.ts");
+
+Deno.test("importsOf() finds static, re-export, side-effect and dynamic imports", () => {
+  const source = [
+    `import { a, b as c } from "./a.ts";`,
+    `import type { T } from '../types.ts';`,
+    `import * as ns from "./ns.ts";`,
+    `import def, { x } from "./def.ts";`,
+    `export * from "./star.ts";`,
+    `export { y } from "./y.ts";`,
+    `export type { Z } from "./z.ts";`,
+    `import "./side.ts";`,
+    `const m = await import("./dyn.ts");`,
+    `const n = await import(name);`,
+    `import {`,
+    `  multi,`,
+    `  line,`,
+    `} from "./multi.ts";`,
+  ].join("\n");
+  assert.deepEqual(importsOf(source).map((r) => [r.specifier, r.typeOnly, r.dynamic, r.line]), [
+    ["./a.ts", false, false, 1],
+    ["../types.ts", true, false, 2],
+    ["./ns.ts", false, false, 3],
+    ["./def.ts", false, false, 4],
+    ["./star.ts", false, false, 5],
+    ["./y.ts", false, false, 6],
+    ["./z.ts", true, false, 7],
+    ["./side.ts", false, false, 8],
+    ["./dyn.ts", false, true, 9],
+    ["", false, true, 10],
+    ["./multi.ts", false, false, 11],
+  ]);
+});
+
+Deno.test("importsOf() ignores imports inside comments, JSDoc examples and strings", () => {
+  const source = [
+    "/**",
+    " * ```ts",
+    ' * import { sequential } from "../plugins/selection/sequential.ts";',
+    " * ```",
+    " */",
+    '// import { x } from "../plugins/x.ts";',
+    'const s = "import { y } from \'../plugins/y.ts\'";',
+    'const t = `import { z } from "../plugins/z.ts"`;',
+    'const url = "http://example.invalid/"; // a comment with import("x")',
+  ].join("\n");
+  assert.deepEqual(importsOf(source), []);
+});
+
+Deno.test("the lib/ rule rejects plugins, mod.ts, the CLI and computed imports", () => {
+  const bad = [
+    `import { rarestFirst } from "../../plugins/selection/rarest_first.ts";`,
+    `import { Session } from "../../mod.ts";`,
+    `import { main } from "../../cli.ts";`,
+    `import { run } from "../../cli/download.ts";`,
+    `const p = await import("../../plugins/selection/sequential.ts");`,
+    `const q = await import(somewhere);`,
+  ].join("\n");
+  assert.equal(libViolations(FAKE_LIB, bad).length, 6);
+  const good = [
+    `import { Bitfield } from "../bitfield.ts";`,
+    `import type { PieceSelector } from "../types.ts";`,
+    `import { createHash } from "node:crypto";`,
+  ].join("\n");
+  assert.deepEqual(libViolations(FAKE_LIB, good), []);
+});
+
+Deno.test("the plugin rule accepts only a type-only import of lib/types.ts", () => {
+  assert.deepEqual(pluginViolations(FAKE_PLUGIN, `import type { PieceSelector } from "../../lib/types.ts";`), []);
+  assert.deepEqual(pluginViolations(FAKE_PLUGIN, `export type { PeerView } from "../../lib/types.ts";`), []);
+  const bad = [
+    `import { PieceSelector } from "../../lib/types.ts";`, // not type-only
+    `import { type PeerView } from "../../lib/types.ts";`, // inline type modifier only
+    `import type { Bitfield } from "../../lib/bitfield.ts";`,
+    `import { sequential } from "./sequential.ts";`,
+    `import { Session } from "../../mod.ts";`,
+    `import { createHash } from "node:crypto";`,
+    `import "../../lib/types.ts";`,
+    `const x = await import("../../lib/types.ts");`,
+  ];
+  for (const line of bad) assert.equal(pluginViolations(FAKE_PLUGIN, line).length, 1, line);
+});
