@@ -43,6 +43,7 @@ Exits 0 only when every piece is verified.
 Options:
   -o, --output DIR        Download folder (default: the current folder)
       --port N            Listening port (default: a random free port)
+      --bind ADDRESS      Address to listen on (default: 0.0.0.0, all interfaces)
       --peer HOST:PORT    Connect to this peer; repeatable
       --selector NAME     Piece selection: rarest (default), sequential, or a path to a
                           module exporting a PieceSelector (e.g. ./my_selector.ts)
@@ -62,6 +63,7 @@ downloaded first from the peers given.
 Options:
   -d, --dir DIR           Folder holding the data (default: the current folder)
       --port N            Listening port (default: a random free port)
+      --bind ADDRESS      Address to listen on (default: 0.0.0.0, all interfaces)
       --peer HOST:PORT    Connect to this peer; repeatable
       --max-peers N       Most connections for this torrent (default: 50)
       --log-level LEVEL   Print log records at this level and above (default: warn)
@@ -95,6 +97,7 @@ async function run(name: "download" | "seed", args: string[], io: CliIO): Promis
         output: { type: "string", short: "o" },
         dir: { type: "string", short: "d" },
         port: { type: "string" },
+        bind: { type: "string" },
         peer: { type: "string", multiple: true },
         selector: { type: "string" },
         "max-peers": { type: "string" },
@@ -197,7 +200,8 @@ async function run(name: "download" | "seed", args: string[], io: CliIO): Promis
       const stats = torrent.stats();
       await writeText(
         io.stderr,
-        `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified` +
+        `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified, ` +
+          `${formatBytes(stats.downloaded)} downloaded this run` +
           (stats.failedPieces > 0 ? ` (${stats.failedPieces} failed checks, fetched again)` : "") + "\n",
       );
       if (keepSeeding && !interrupted) {

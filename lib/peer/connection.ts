@@ -63,7 +63,7 @@ export interface PeerConnectionOptions {
   initialQueueDepth?: number;
   /** Most requests in flight. @default {500} */
   maxQueueDepth?: number;
-  /** Seconds of data to keep requested, to size the queue from the rate. @default {1.5} */
+  /** Seconds of data to keep requested, to size the queue from the rate. @default {3} */
   queueSeconds?: number;
 }
 
@@ -127,6 +127,9 @@ export class PeerConnection implements PickerPeer {
   #sawFirst = false;
   #closed = false;
   #queueDepth: number;
+  /** Slow start: the queue grows by one per block received until the rate stops growing. */
+  #slowStart = true;
+  #lastRate = 0;
   readonly #outstanding = new Map<number, BlockRef>();
   /** Blocks we gave up on from this peer: arrivals are tolerated, not treated as hostile. */
   #released = new Set<number>();
@@ -384,6 +387,7 @@ export class PeerConnection implements PickerPeer {
     const now = this.#host.now();
     this.#lastBlock = now;
     this.#snubbed = false;
+    if (this.#slowStart && this.#queueDepth < (this.#options.maxQueueDepth ?? 500)) this.#queueDepth++;
     this.down.add(data.length, now);
     this.#host.block(this, piece, begin, data);
     this.fill();
@@ -510,9 +514,17 @@ export class PeerConnection implements PickerPeer {
       this.#releaseAll();
     }
     const max = this.#options.maxQueueDepth ?? 500;
-    const seconds = this.#options.queueSeconds ?? 1.5;
-    const byRate = Math.ceil((this.down.rate(now) * seconds) / BLOCK_SIZE);
-    this.#queueDepth = Math.max(this.#options.initialQueueDepth ?? 32, Math.min(max, byRate));
+    const seconds = this.#options.queueSeconds ?? 3;
+    const rate = this.down.rate(now);
+    const byRate = Math.ceil((rate * seconds) / BLOCK_SIZE);
+    if (this.#slowStart && (this.#snubbed || (this.#lastRate > 0 && rate < this.#lastRate * 1.1))) {
+      this.#slowStart = false;
+    }
+    this.#lastRate = rate;
+    const floor = this.#options.initialQueueDepth ?? 32;
+    this.#queueDepth = this.#slowStart
+      ? Math.min(max, Math.max(this.#queueDepth, byRate))
+      : Math.max(floor, Math.min(max, byRate));
     this.fill();
   }
 

@@ -564,6 +564,7 @@ export async function startLibtorrentSeeder(opts: LibtorrentSeederOptions): Prom
   } catch (e) {
     opts.signal?.removeEventListener("abort", onAbort);
     await child.stop();
+    if (opts.signal?.aborted) throw opts.signal.reason;
     throw e;
   }
 }
