@@ -174,6 +174,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #connecting = new Set<string>();
   readonly #candidates = new Map<string, Candidate>();
   readonly #bans = new Set<string>();
+  /** Per peer: failed pieces it took part in, minus verified ones (banned at 5). */
   readonly #failures = new Map<string, number>();
   /** For pieces that failed with several contributors: block hashes per peer, to find the liar. */
   readonly #suspects = new Map<number, Map<number, Map<string, string>>>();
@@ -473,6 +474,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       return;
     }
     this.#checkSuspects(piece, data);
+    // Good pieces earn credit, so a good peer that shares pieces with a liar is not banned for it.
+    for (const id of new Set(done.contributors)) this.#failures.set(id, (this.#failures.get(id) ?? 0) - 1);
     this.#picker.pieceVerified(done);
     this.#dirty = true;
     this.#emit("piece-verified", { piece });
@@ -502,10 +505,18 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         blocks.set(b, byPeer);
       }
       this.#suspects.set(piece, blocks);
-      for (const id of peers) {
-        const n = (this.#failures.get(id) ?? 0) + 1;
-        this.#failures.set(id, n);
-        if (n >= 5) this.#ban(id, `took part in ${n} pieces that failed their hash check`);
+      // A peer already banned for bad data explains the failure: the others are not blamed. Else
+      // ban by count only a peer clearly worse than the others (a tie waits for smart ban).
+      if (!peers.some((id) => this.#isBanned(id))) {
+        const counts = peers.map((id) => {
+          const n = (this.#failures.get(id) ?? 0) + 1;
+          this.#failures.set(id, n);
+          return n;
+        });
+        const worst = Math.max(...counts);
+        if (worst >= 5 && counts.indexOf(worst) === counts.lastIndexOf(worst)) {
+          this.#ban(peers[counts.indexOf(worst)]!, `took part in ${worst} more failed pieces than good ones`);
+        }
       }
     }
     this.#picker.pieceFailed(done);

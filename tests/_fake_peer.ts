@@ -6,7 +6,7 @@
  * @module
  */
 
-import { encodeHandshake, HANDSHAKE_LENGTH, type Handshake, reservedBits } from "../lib/wire/handshake.ts";
+import { encodeHandshake, type Handshake, HANDSHAKE_LENGTH, reservedBits } from "../lib/wire/handshake.ts";
 import { decodeMessage, encodeMessage, type Message } from "../lib/wire/messages.ts";
 
 /** Default deadline of every wait, in milliseconds. */

@@ -8,9 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { PluginError } from "../../lib/errors.ts";
+import type { PluginError } from "../../lib/errors.ts";
 import { Bitfield } from "../../lib/bitfield.ts";
-import { BLOCK_SIZE, type BlockRef, PiecePicker, type PickerPeer } from "../../lib/peer/piece_picker.ts";
+import { BLOCK_SIZE, type BlockRef, type PickerPeer, PiecePicker } from "../../lib/peer/piece_picker.ts";
 import type { PeerView, PieceSelector, SelectionView } from "../../lib/types.ts";
 
 /**
@@ -314,7 +314,16 @@ export function simulateDownload(selector: PieceSelector, options: SimulationOpt
     };
     if (bits === null) picker.peerHasAll();
     else picker.addBitfield(bits);
-    return { peer, bits, speed: s.speed, leavesAt: s.leavesAt, depth: 8, outstanding: [], credit: 0, gone: false };
+    return {
+      peer,
+      bits,
+      speed: s.speed,
+      leavesAt: s.leavesAt,
+      depth: 8,
+      outstanding: [],
+      credit: 0,
+      gone: false,
+    };
   });
   const byId = new Map(peers.map((p) => [p.peer.id, p]));
   /** Peers each block is in flight from, by "piece:begin". */
@@ -345,11 +354,18 @@ export function simulateDownload(selector: PieceSelector, options: SimulationOpt
       const blocks = picker.pick(p.peer, room);
       assert.ok(blocks.length <= room, `pick() returned ${blocks.length} blocks for max ${room}`);
       for (const b of blocks) {
-        assert.ok(p.peer.has(b.piece), `Block of piece ${b.piece} requested from ${p.peer.id}, which lacks it`);
+        assert.ok(
+          p.peer.has(b.piece),
+          `Block of piece ${b.piece} requested from ${p.peer.id}, which lacks it`,
+        );
         assert.ok(!have.get(b.piece), `Block of piece ${b.piece} requested after the piece was verified`);
         const size = picker.pieceSize(b.piece);
         assert.equal(b.begin % BLOCK_SIZE, 0);
-        assert.equal(b.length, Math.min(BLOCK_SIZE, size - b.begin), `Wrong length for ${keyOf(b.piece, b.begin)}`);
+        assert.equal(
+          b.length,
+          Math.min(BLOCK_SIZE, size - b.begin),
+          `Wrong length for ${keyOf(b.piece, b.begin)}`,
+        );
         const k = keyOf(b.piece, b.begin);
         const holders = inFlight.get(k) ?? new Set<string>();
         assert.ok(!holders.has(p.peer.id), `Block ${k} requested twice from ${p.peer.id}`);
@@ -384,7 +400,11 @@ export function simulateDownload(selector: PieceSelector, options: SimulationOpt
           assert.ok(o !== undefined, `cancel names an unknown peer ${other}`);
           const before = o.outstanding.length;
           o.outstanding = o.outstanding.filter((x) => !(x.piece === b.piece && x.begin === b.begin));
-          assert.equal(o.outstanding.length, before - 1, `cancel names ${other}, which did not have ${k} in flight`);
+          assert.equal(
+            o.outstanding.length,
+            before - 1,
+            `cancel names ${other}, which did not have ${k} in flight`,
+          );
           inFlight.get(k)?.delete(other);
         }
         assert.equal(inFlight.get(k)?.size ?? 0, 0, `Block ${k} arrived but is still in flight elsewhere`);
@@ -473,7 +493,10 @@ export function selectorSuite(name: string, factory: () => PieceSelector): void 
     for (const s of cases) {
       if (s.max < 1 || eligibleCount(s) === 0) continue;
       const picks = collect(selector, fakeView(s.options), fakePeer(s.has), s.max);
-      assert.ok(picks.length > 0, `${s.label}: returned nothing, but ${eligibleCount(s)} pieces were eligible`);
+      assert.ok(
+        picks.length > 0,
+        `${s.label}: returned nothing, but ${eligibleCount(s)} pieces were eligible`,
+      );
       checked++;
     }
     assert.ok(checked > 100, `only ${checked} scenarios had an eligible piece`);

@@ -21,7 +21,10 @@ Deno.test("rarestFirst({ randomFirstPieces: 0 }) picks the rarest piece", () => 
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     const view = fakeView({ pieceCount: 10, availability: (i) => AVAILABILITY[i]!, seed });
     const [first] = collect(selector, view, all, 1);
-    assert.ok(first === 3 || first === 5, `seed ${seed}: picked ${first}, availability ${AVAILABILITY[first!]}`);
+    assert.ok(
+      first === 3 || first === 5,
+      `seed ${seed}: picked ${first}, availability ${AVAILABILITY[first!]}`,
+    );
   }
 });
 

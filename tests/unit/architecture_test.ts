@@ -66,9 +66,15 @@ function importsOf(source: string): ImportRef[] {
     return at === undefined ? undefined : source.slice(at[0], at[1]);
   };
   const refs: ImportRef[] = [];
-  const fromClause = /(?<![\w$.])(import|export)(\s+type)?\s+(?:[\w$*{}\s,]+?\s+)?from\s*(["'])([^"'\n]*)\3/dg;
+  const fromClause =
+    /(?<![\w$.])(import|export)(\s+type)?\s+(?:[\w$*{}\s,]+?\s+)?from\s*(["'])([^"'\n]*)\3/dg;
   for (const m of code.matchAll(fromClause)) {
-    refs.push({ specifier: text(m, 4)!, typeOnly: m[2] !== undefined, dynamic: false, line: lineAt(m.index!) });
+    refs.push({
+      specifier: text(m, 4)!,
+      typeOnly: m[2] !== undefined,
+      dynamic: false,
+      line: lineAt(m.index!),
+    });
   }
   const bare = /(?<![\w$.])import\s*(["'])([^"'\n]*)\1/dg;
   for (const m of code.matchAll(bare)) {
@@ -118,10 +124,12 @@ function libViolations(file: string, source: string): string[] {
     }
     const to = target(file, ref.specifier);
     if (to === null) continue;
-    if (to.startsWith("plugins/") || to === "plugins") out.push(`${where}: imports ${ref.specifier} (a plugin)`);
-    else if (to === "mod.ts") out.push(`${where}: imports mod.ts (the preset)`);
-    else if (to === "cli.ts" || to.startsWith("cli/")) out.push(`${where}: imports ${ref.specifier} (the CLI)`);
-    else if (!to.startsWith("lib/")) out.push(`${where}: imports ${ref.specifier}, outside lib/`);
+    if (to.startsWith("plugins/") || to === "plugins") {
+      out.push(`${where}: imports ${ref.specifier} (a plugin)`);
+    } else if (to === "mod.ts") out.push(`${where}: imports mod.ts (the preset)`);
+    else if (to === "cli.ts" || to.startsWith("cli/")) {
+      out.push(`${where}: imports ${ref.specifier} (the CLI)`);
+    } else if (!to.startsWith("lib/")) out.push(`${where}: imports ${ref.specifier}, outside lib/`);
   }
   return out;
 }
@@ -133,8 +141,9 @@ function pluginViolations(file: string, source: string): string[] {
     const where = `${relative(ROOT, file)}:${ref.line}`;
     const to = ref.specifier === "" ? null : target(file, ref.specifier);
     if (ref.dynamic) out.push(`${where}: dynamic import(${ref.specifier})`);
-    else if (to !== "lib/types.ts") out.push(`${where}: imports ${ref.specifier || "?"}; only lib/types.ts is allowed`);
-    else if (!ref.typeOnly) out.push(`${where}: imports lib/types.ts without "import type"`);
+    else if (to !== "lib/types.ts") {
+      out.push(`${where}: imports ${ref.specifier || "?"}; only lib/types.ts is allowed`);
+    } else if (!ref.typeOnly) out.push(`${where}: imports lib/types.ts without "import type"`);
   }
   return out;
 }
@@ -220,7 +229,7 @@ Deno.test("importsOf() ignores imports inside comments, JSDoc examples and strin
     " * ```",
     " */",
     '// import { x } from "../plugins/x.ts";',
-    'const s = "import { y } from \'../plugins/y.ts\'";',
+    "const s = \"import { y } from '../plugins/y.ts'\";",
     'const t = `import { z } from "../plugins/z.ts"`;',
     'const url = "http://example.invalid/"; // a comment with import("x")',
   ].join("\n");
@@ -246,7 +255,10 @@ Deno.test("the lib/ rule rejects plugins, mod.ts, the CLI and computed imports",
 });
 
 Deno.test("the plugin rule accepts only a type-only import of lib/types.ts", () => {
-  assert.deepEqual(pluginViolations(FAKE_PLUGIN, `import type { PieceSelector } from "../../lib/types.ts";`), []);
+  assert.deepEqual(
+    pluginViolations(FAKE_PLUGIN, `import type { PieceSelector } from "../../lib/types.ts";`),
+    [],
+  );
   assert.deepEqual(pluginViolations(FAKE_PLUGIN, `export type { PeerView } from "../../lib/types.ts";`), []);
   const bad = [
     `import { PieceSelector } from "../../lib/types.ts";`, // not type-only

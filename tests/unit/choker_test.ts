@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { chooseUnchoked, type ChokerPeer } from "../../lib/peer/choker.ts";
+import { type ChokerPeer, chooseUnchoked } from "../../lib/peer/choker.ts";
 
 function peer(id: string, downloadRate: number, uploadRate = 0, peerInterested = true): ChokerPeer {
   return { id, peerInterested, downloadRate, uploadRate };

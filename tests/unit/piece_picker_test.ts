@@ -5,9 +5,9 @@ import {
   BLOCK_SIZE,
   type BlockRef,
   type CompletedPiece,
+  type PickerPeer,
   PiecePicker,
   type PiecePickerOptions,
-  type PickerPeer,
 } from "../../lib/peer/piece_picker.ts";
 import type { PieceSelector } from "../../lib/types.ts";
 
