@@ -167,6 +167,8 @@ async function run(name: "download" | "seed", args: string[], io: CliIO): Promis
   const session = new Session({
     downloadDir,
     port,
+    hostname: values.bind ?? "0.0.0.0",
+    selector,
     maxPeersPerTorrent: maxPeers,
     logSinks: [sink],
     logLevel: level,

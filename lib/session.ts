@@ -42,6 +42,8 @@ export interface BaseSessionOptions {
   logger?: Logger;
   /** Cap on bytes held in piece buffers per torrent. @default {64 MiB} */
   maxBufferedBytes?: number;
+  /** Deadline for connecting to a peer and exchanging handshakes, in ms. @default {10_000} */
+  dialTimeoutMs?: number;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -116,7 +118,7 @@ export class BaseSession implements AsyncDisposable {
    */
   listen(): Promise<number> {
     if (this.#options.noListen) return Promise.resolve(0);
-    this.#listening ??= (async () => {
+    this.#listening ??= Promise.resolve().then(() => {
       const hostname = this.#options.hostname ?? "0.0.0.0";
       try {
         this.#listener = Deno.listen({ hostname, port: this.#options.port ?? 0, transport: "tcp" });
@@ -137,7 +139,7 @@ export class BaseSession implements AsyncDisposable {
         if (!this.#closed) this.logger.error("session", `Listener failed: ${(error as Error).message}`);
       });
       return this.port;
-    })();
+    });
     return this.#listening;
   }
 
@@ -196,6 +198,7 @@ export class BaseSession implements AsyncDisposable {
       uploadSlots: this.#options.uploadSlots ?? 8,
       ...(options.resumeDir ? { resumeDir: options.resumeDir } : {}),
       ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
+      ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
       admit: () => this.#connections < (this.#options.maxConnections ?? 200),
       countConnection: (delta) => (this.#connections += delta),
     });

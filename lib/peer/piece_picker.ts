@@ -6,7 +6,7 @@
  * @module
  */
 
-import { Bitfield } from "../bitfield.ts";
+import type { Bitfield } from "../bitfield.ts";
 import { PluginError } from "../errors.ts";
 import type { PeerView, PieceSelector, SelectionView } from "../types.ts";
 
@@ -94,7 +94,7 @@ interface Partial {
  * @example
  * ```ts
  * import { PiecePicker } from "./piece_picker.ts";
- * import { Bitfield } from "../bitfield.ts";
+ * import type { Bitfield } from "../bitfield.ts";
  * const picker = new PiecePicker({
  *   pieceCount: 2, pieceLength: 32768, totalLength: 40000, have: new Bitfield(2),
  *   selector: { name: "first", *select(v, p, max) { for (let i = 0; i < v.pieceCount && max > 0; i++) if (v.wants(i) && p.has(i)) { max--; yield i; } } },
@@ -136,13 +136,12 @@ export class PiecePicker {
       Math.floor((options.maxBufferedBytes ?? 64 * 1024 * 1024) / options.pieceLength),
     );
     this.#onFault = options.onSelectorFault;
-    const self = this;
+    const pieceCount = this.#pieceCount;
+    const have = this.#have;
     this.#view = {
-      get pieceCount() {
-        return self.#pieceCount;
-      },
+      pieceCount,
       get completedCount() {
-        return self.#have.count();
+        return have.count();
       },
       wants: (i) => this.#wants(i),
       availability: (i) => (this.#availability[i] ?? 0) + this.#seeds,
