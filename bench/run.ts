@@ -14,6 +14,7 @@ export interface BenchModule {
 /** The benchmarks, by name. Add new ones here. */
 export const BENCHES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   create: () => import("./create_bench.ts"),
+  download: () => import("./download_bench.ts"),
 };
 
 /**

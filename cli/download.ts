@@ -203,7 +203,7 @@ async function run(name: "download" | "seed", args: string[], io: CliIO): Promis
       await writeText(
         io.stderr,
         `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified, ` +
-          `${formatBytes(stats.downloaded)} downloaded this run` +
+          `${formatBytes(stats.downloaded)} downloaded this run in ${stats.activeSeconds.toFixed(2)} s` +
           (stats.failedPieces > 0 ? ` (${stats.failedPieces} failed checks, fetched again)` : "") + "\n",
       );
       if (keepSeeding && !interrupted) {

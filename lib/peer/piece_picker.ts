@@ -236,10 +236,11 @@ export class PiecePicker {
       if (out.length >= max) return out;
     }
     // New pieces, while we have buffer budget.
-    while (out.length < max && this.#partials.size < this.#maxBuffers) {
+    // Pieces being hashed and written hold buffers too: a slow disk slows the network.
+    while (out.length < max && this.#partials.size + this.#pending.size < this.#maxBuffers) {
       const blocksPerPiece = Math.ceil(this.#pieceLength / BLOCK_SIZE);
       const want = Math.min(
-        this.#maxBuffers - this.#partials.size,
+        this.#maxBuffers - this.#partials.size - this.#pending.size,
         Math.ceil((max - out.length) / blocksPerPiece),
       );
       let started = 0;
