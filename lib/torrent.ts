@@ -363,7 +363,6 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   #connectMore(): void {
     if (this.#state !== "downloading" && this.#state !== "seeding") return;
-    if (this.#state === "seeding") return; // seeds wait for leechers to come to them
     const max = this.#options.maxPeers ?? 50;
     const now = this.#now();
     for (const c of this.#candidates.values()) {
@@ -591,6 +590,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (c) {
       c.failures++;
       c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
+      if (c.failures >= 8) this.#candidates.delete(peer.id);
     }
     if (this.#optimistic === peer.id) this.#optimistic = undefined;
     this.#choke();
