@@ -43,7 +43,7 @@ Exits 0 only when every piece is verified.
 Options:
   -o, --output DIR        Download folder (default: the current folder)
       --port N            Listening port (default: a random free port)
-      --bind ADDRESS      Address to listen on (default: 0.0.0.0, all interfaces)
+      --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
       --selector NAME     Piece selection: rarest (default), sequential, or a path to a
                           module exporting a PieceSelector (e.g. ./my_selector.ts)
@@ -63,7 +63,7 @@ downloaded first from the peers given.
 Options:
   -d, --dir DIR           Folder holding the data (default: the current folder)
       --port N            Listening port (default: a random free port)
-      --bind ADDRESS      Address to listen on (default: 0.0.0.0, all interfaces)
+      --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
       --max-peers N       Most connections for this torrent (default: 50)
       --log-level LEVEL   Print log records at this level and above (default: warn)
@@ -167,7 +167,7 @@ async function run(name: "download" | "seed", args: string[], io: CliIO): Promis
   const session = new Session({
     downloadDir,
     port,
-    hostname: values.bind ?? "0.0.0.0",
+    ...(values.bind !== undefined ? { hostname: values.bind } : {}),
     selector,
     maxPeersPerTorrent: maxPeers,
     logSinks: [sink],

@@ -22,7 +22,7 @@ export interface BaseSessionOptions {
   selector: PieceSelector;
   /** Listening port; 0 picks a free one. @default {0} */
   port?: number;
-  /** Address to listen on. @default {"0.0.0.0"} */
+  /** Address to listen on. @default {"::" (IPv6 and IPv4), or "0.0.0.0" where IPv6 is off} */
   hostname?: string;
   /** Do not listen for incoming connections at all. @default {false} */
   noListen?: boolean;
@@ -32,6 +32,8 @@ export interface BaseSessionOptions {
   maxPeersPerTorrent?: number;
   /** Most connections in all. @default {200} */
   maxConnections?: number;
+  /** Most connections with one IP address (loopback included). @default {16} */
+  maxConnectionsPerAddress?: number;
   /** Upload slots per torrent. @default {8} */
   uploadSlots?: number;
   /** Log sinks. @default {[]} (nothing is logged) */
@@ -81,6 +83,7 @@ export class BaseSession implements AsyncDisposable {
   #listener: Deno.TcpListener | null = null;
   #listening: Promise<number> | null = null;
   #connections = 0;
+  readonly #perAddress = new Map<string, number>();
   #closed = false;
 
   /**
@@ -119,12 +122,21 @@ export class BaseSession implements AsyncDisposable {
   listen(): Promise<number> {
     if (this.#options.noListen) return Promise.resolve(0);
     this.#listening ??= Promise.resolve().then(() => {
-      const hostname = this.#options.hostname ?? "0.0.0.0";
+      const port = this.#options.port ?? 0;
+      const wanted = this.#options.hostname;
+      let hostname = wanted ?? "::";
       try {
-        this.#listener = Deno.listen({ hostname, port: this.#options.port ?? 0, transport: "tcp" });
+        try {
+          this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+        } catch (error) {
+          // No IPv6 on this machine: fall back to IPv4 only.
+          if (wanted !== undefined || error instanceof Deno.errors.AddrInUse) throw error;
+          hostname = "0.0.0.0";
+          this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+        }
       } catch (error) {
         if (error instanceof Deno.errors.AddrInUse) {
-          throw new ShoalError("LISTEN", `Cannot listen on port ${this.#options.port}: it is already in use`);
+          throw new ShoalError("LISTEN", `Cannot listen on port ${port}: it is already in use`);
         }
         if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
           throw new ShoalError(
@@ -146,8 +158,15 @@ export class BaseSession implements AsyncDisposable {
   async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
     for await (const conn of listener) {
       const remote = conn.remoteAddr as Deno.NetAddr;
-      const address = formatAddress(remote.hostname, remote.port);
-      if (this.#connections >= (this.#options.maxConnections ?? 200)) {
+      const address = formatAddress(unmapIPv4(remote.hostname), remote.port);
+      const fromHere = this.#perAddress.get(hostOf(address)) ?? 0;
+      if (
+        this.#connections >= (this.#options.maxConnections ?? 200) ||
+        fromHere >= (this.#options.maxConnectionsPerAddress ?? 16)
+      ) {
+        this.logger.debug("session", "Refused an incoming connection: connection limit reached", {
+          peer: address,
+        });
         conn.close();
         continue;
       }
@@ -199,8 +218,10 @@ export class BaseSession implements AsyncDisposable {
       ...(options.resumeDir ? { resumeDir: options.resumeDir } : {}),
       ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
       ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
-      admit: () => this.#connections < (this.#options.maxConnections ?? 200),
-      countConnection: (delta) => (this.#connections += delta),
+      admit: (address) =>
+        this.#connections < (this.#options.maxConnections ?? 200) &&
+        (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
+      countConnection: (delta, address) => this.#count(delta, address),
     });
     this.#torrents.set(metainfo.infoHashHex, torrent);
     try {
@@ -211,6 +232,14 @@ export class BaseSession implements AsyncDisposable {
     }
     if (options.peers) torrent.addPeers(options.peers);
     return torrent;
+  }
+
+  #count(delta: number, address: string): void {
+    this.#connections += delta;
+    const host = hostOf(address);
+    const n = (this.#perAddress.get(host) ?? 0) + delta;
+    if (n <= 0) this.#perAddress.delete(host);
+    else this.#perAddress.set(host, n);
   }
 
   /**
@@ -264,6 +293,18 @@ export function makePeerId(): Uint8Array {
   id.set(new TextEncoder().encode("-SH0100-"));
   id.set(randomBytes(12), 8);
   return id;
+}
+
+/** "::ffff:1.2.3.4" (an IPv4 peer on a dual-stack socket) → "1.2.3.4". */
+function unmapIPv4(hostname: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
+  return m ? m[1]! : hostname;
+}
+
+function hostOf(address: string): string {
+  return address.startsWith("[")
+    ? address.slice(1, address.indexOf("]"))
+    : address.slice(0, address.lastIndexOf(":"));
 }
 
 function hexOf(bytes: Uint8Array): string {

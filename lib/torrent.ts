@@ -130,9 +130,9 @@ export interface TorrentOptions {
   /** Random source. @default {Math.random} */
   random?: () => number;
   /** Asks the session whether a new connection is allowed (global limit). */
-  admit?: () => boolean;
+  admit?: (address: string) => boolean;
   /** Tells the session a connection opened (+1) or closed (-1). */
-  countConnection?: (delta: number) => void;
+  countConnection?: (delta: number, address: string) => void;
   /** Deadline for dialling plus handshake, in ms. @default {10_000} */
   dialTimeoutMs?: number;
 }
@@ -352,7 +352,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       extensions: supportsExtensions(remote.reserved),
     });
     this.#peers.set(address, conn);
-    this.#options.countConnection?.(1);
+    this.#options.countConnection?.(1, address);
     const candidate = this.#candidates.get(address);
     if (candidate) candidate.failures = 0;
     this.#log.info("peer", "Peer connected", { peer: address, client: clientName(remote.peerId) });
@@ -369,14 +369,14 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       if (this.#peers.size + this.#connecting.size >= max) break;
       if (this.#peers.has(c.address) || this.#connecting.has(c.address) || c.nextTry > now) continue;
       if (this.#isBanned(c.address)) continue;
-      if (this.#options.admit && !this.#options.admit()) break;
+      if (this.#options.admit && !this.#options.admit(c.address)) continue;
       this.#dial(c);
     }
   }
 
   #dial(c: Candidate): void {
     this.#connecting.add(c.address);
-    this.#options.countConnection?.(1);
+    this.#options.countConnection?.(1, c.address);
     dialPeer(c.address, {
       handshake: this.handshake(),
       timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
@@ -384,7 +384,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     }).then(
       (peer) => {
         this.#connecting.delete(c.address);
-        this.#options.countConnection?.(-1);
+        this.#options.countConnection?.(-1, c.address);
         if (this.#state !== "downloading" && this.#state !== "seeding") {
           peer.duplex.close();
           return;
@@ -393,7 +393,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       },
       (error) => {
         this.#connecting.delete(c.address);
-        this.#options.countConnection?.(-1);
+        this.#options.countConnection?.(-1, c.address);
         c.failures++;
         c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
         this.#log.debug("swarm", `Cannot connect: ${(error as Error).message}`, { peer: c.address });
@@ -578,7 +578,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #onClosed(peer: PeerConnection, error: Error | undefined): void {
     if (this.#peers.get(peer.id) !== peer) return;
     this.#peers.delete(peer.id);
-    this.#options.countConnection?.(-1);
+    this.#options.countConnection?.(-1, peer.id);
     if (this.#picker) {
       if (peer.seed) this.#picker.peerLostAll();
       else this.#picker.removeBitfield(peer.bitfield);
@@ -603,10 +603,19 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       slots: this.#options.uploadSlots ?? 8,
       seeding: this.#state === "seeding",
       optimistic: this.#optimistic,
+      now: this.#now(),
       ...(this.#options.random ? { random: this.#options.random } : {}),
     });
+    const changed = optimistic !== this.#optimistic || peers.some((p) => p.amChoking === unchoke.has(p.id));
     this.#optimistic = optimistic;
     for (const p of peers) p.setChoking(!unchoke.has(p.id));
+    if (changed && unchoke.size > 0) {
+      this.#log.info("choker", "Rechoked", {
+        unchoked: [...unchoke].join(","),
+        optimistic: optimistic ?? null,
+        interested: peers.filter((p) => p.peerInterested).length,
+      });
+    }
   }
 
   #tick(): void {

@@ -17,7 +17,9 @@ import { RateMeter } from "./rate.ts";
 /** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
 /** Most requests from one peer we queue before rejecting. */
-export const MAX_INCOMING_REQUESTS = 1024;
+export const MAX_INCOMING_REQUESTS = 1000;
+/** Invalid requests (past the end, too long, for missing pieces, over the queue cap) tolerated before dropping the peer. */
+export const MAX_BAD_REQUESTS = 100;
 
 /** What a connection asks of its torrent. Implemented by the swarm. */
 export interface PeerHost {
@@ -135,6 +137,13 @@ export class PeerConnection implements PickerPeer {
   #released = new Set<number>();
   readonly #incoming: BlockRef[] = [];
   #uploading = false;
+  #badRequests = 0;
+  /** When the peer connected (ms). */
+  readonly connectedAt: number;
+  /** When our current unchoke of the peer began (ms), or undefined while we choke it. */
+  unchokedAt: number | undefined;
+  /** When we last unchoked the peer (ms), or undefined if never. */
+  lastUnchokedAt: number | undefined;
   #lastReceived: number;
   #lastSent: number;
   #lastBlock: number;
@@ -162,6 +171,7 @@ export class PeerConnection implements PickerPeer {
     this.bitfield = new Bitfield(host.pieceCount);
     this.#queueDepth = options.initialQueueDepth ?? 32;
     const now = host.now();
+    this.connectedAt = now;
     this.#lastReceived = now;
     this.#lastSent = now;
     this.#lastBlock = now;
@@ -352,15 +362,25 @@ export class PeerConnection implements PickerPeer {
 
   #onRequest(m: { piece: number; begin: number; length: number }): void {
     const size = m.piece < this.#host.pieceCount ? this.#host.pieceSize(m.piece) : 0;
-    if (
-      m.piece >= this.#host.pieceCount || m.length <= 0 || m.length > MAX_REQUEST_LENGTH ||
-      m.begin + m.length > size
-    ) {
-      throw new ProtocolError(
-        `Peer requested an invalid block: piece ${m.piece}, offset ${m.begin}, length ${m.length}`,
-      );
+    let problem: string | undefined;
+    if (m.piece >= this.#host.pieceCount) problem = `piece ${m.piece} does not exist`;
+    else if (m.length <= 0 || m.length > MAX_REQUEST_LENGTH) {
+      problem = `length ${m.length} is not in 1..131072`;
+    } else if (m.begin + m.length > size) problem = `offset ${m.begin} + ${m.length} is past the piece's end`;
+    else if (!this.#host.have.get(m.piece)) problem = `we do not have piece ${m.piece}`;
+    else if (this.#incoming.length >= MAX_INCOMING_REQUESTS) {
+      problem = `more than ${MAX_INCOMING_REQUESTS} requests queued`;
     }
-    if (!this.#host.have.get(m.piece) || this.amChoking || this.#incoming.length >= MAX_INCOMING_REQUESTS) {
+    if (problem !== undefined) {
+      // Refuse; a peer that keeps asking for what it cannot have is dropped.
+      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
+      if (++this.#badRequests > MAX_BAD_REQUESTS) {
+        throw new ProtocolError(`Peer sent ${this.#badRequests} invalid requests; the last: ${problem}`);
+      }
+      return;
+    }
+    if (this.amChoking) {
+      // A request that crossed our choke on the wire is normal: refuse it quietly.
       if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
       return;
     }
@@ -467,6 +487,8 @@ export class PeerConnection implements PickerPeer {
   setChoking(choke: boolean): void {
     if (this.#closed || choke === this.amChoking) return;
     this.amChoking = choke;
+    if (choke) this.unchokedAt = undefined;
+    else this.unchokedAt = this.lastUnchokedAt = this.#host.now();
     this.#send({ type: choke ? "choke" : "unchoke" });
     if (choke) {
       if (this.fast) {

@@ -223,10 +223,11 @@ Deno.test("shoal closes a peer that sends a block it never requested", async () 
   // The unrequested bytes must not have been written: completeFromSeeder compared every byte.
 });
 
-Deno.test("shoal closes a peer that requests a block beyond the end of a piece", async () => {
+Deno.test("shoal refuses requests beyond the end of a piece and closes a peer that keeps sending them", async () => {
   await expectDisconnect(async (conn) => {
-    await conn.send({ type: "request", piece: 6, begin: 0, length: 16384 }); // piece 6 is 3392 bytes
-  }, /invalid block: piece 6, offset 0, length 16384/);
+    // piece 6 is 3392 bytes; shoal tolerates 100 such requests (a confused peer), not 101
+    for (let i = 0; i <= 100; i++) await conn.send({ type: "request", piece: 6, begin: 0, length: 16384 });
+  }, /101 invalid requests; the last: offset 0 \+ 16384 is past the piece's end/);
 });
 
 Deno.test("shoal closes a peer that sends garbage right after the handshake", async () => {
