@@ -15,6 +15,7 @@
 import denoJson from "./deno.json" with { type: "json" };
 import { createCommand } from "./cli/create.ts";
 import { downloadCommand, seedCommand } from "./cli/download.ts";
+import { shareCommand } from "./cli/share.ts";
 import { infoCommand } from "./cli/info.ts";
 import {
   type CliIO,
@@ -37,6 +38,7 @@ export const commands: Record<string, Command> = {
   create: createCommand,
   download: downloadCommand,
   seed: seedCommand,
+  share: shareCommand,
 };
 
 function usage(): string {

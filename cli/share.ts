@@ -1,0 +1,181 @@
+/**
+ * `shoal share <path> [options]`: make a torrent of a file or folder, seed it, and print what
+ * another client needs to download it (the .torrent path and a magnet link).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { basename, dirname, resolve } from "node:path";
+import { type CreateOptions, createTorrent, formatMagnet, parseMetainfo, StorageError } from "../mod.ts";
+import {
+  type CliIO,
+  type Command,
+  EXIT_OK,
+  expectPositionals,
+  formatBytes,
+  parseSize,
+  ProgressLine,
+  UsageError,
+  withUsageErrors,
+  writeText,
+} from "./common.ts";
+import {
+  parseDuration,
+  parseNumberOption,
+  runTransfer,
+  TRANSFER_HELP,
+  TRANSFER_OPTIONS,
+  transferSettings,
+} from "./transfer.ts";
+
+const USAGE = `Usage: shoal share <path> [options]
+
+Makes a torrent of a file or folder, writes the .torrent file, prints a magnet link, and
+seeds until Ctrl+C (or --seed-ratio / --seed-time). Give the .torrent file (or the magnet
+link, with a tracker) to whoever should download it.
+
+Options:
+  -o, --output FILE       Where to write the torrent (default: <name>.torrent here;
+                          an existing file is reused when it describes the same data)
+  -t, --tracker URL       Add a tracker (repeatable; "URL1,URL2" is one tier)
+      --private           Set the private flag (BEP 27)
+  -l, --piece-length N    Bytes per piece (default: chosen from the size)
+      --comment TEXT      Add a comment
+      --seed-ratio R      Stop once uploaded / size reaches R
+      --seed-time T       Stop after T (seconds, or 30m, 2h, 1d)
+${TRANSFER_HELP}
+`;
+
+/** The `share` command. */
+export const shareCommand: Command = {
+  summary: "Make a torrent of a file or folder and seed it",
+  usage: USAGE,
+  async run(args: string[], io: CliIO): Promise<number> {
+    const { values, positionals } = withUsageErrors("share", () =>
+      parseArgs({
+        args,
+        strict: true,
+        allowPositionals: true,
+        options: {
+          ...TRANSFER_OPTIONS,
+          output: { type: "string", short: "o" },
+          tracker: { type: "string", short: "t", multiple: true },
+          private: { type: "boolean" },
+          "piece-length": { type: "string", short: "l" },
+          comment: { type: "string" },
+          "seed-ratio": { type: "string" },
+          "seed-time": { type: "string" },
+        },
+      }));
+    if (values.help === true) {
+      await writeText(io.stdout, USAGE);
+      return EXIT_OK;
+    }
+    const [source] = expectPositionals("share", positionals, ["<path>"]) as [string];
+    const cwd = io.cwd ?? Deno.cwd();
+    const path = resolve(cwd, source);
+    const settings = transferSettings("share", values);
+    const options: CreateOptions = {};
+    const trackers = (values.tracker ?? []).map((tier) =>
+      tier.split(",").map((u) => u.trim()).filter(Boolean)
+    )
+      .filter((tier) => tier.length > 0);
+    for (const url of trackers.flat()) {
+      if (!URL.canParse(url)) throw new UsageError("share", `Invalid tracker URL: ${url}`);
+    }
+    if (trackers.length > 0) options.trackers = trackers;
+    if (values.private === true) options.private = true;
+    if (values.comment !== undefined) options.comment = values.comment;
+    if (values["piece-length"] !== undefined) {
+      const size = parseSize(values["piece-length"]);
+      if (size === undefined || size < 16384 || (size & (size - 1)) !== 0) {
+        throw new UsageError("share", `Invalid --piece-length: ${values["piece-length"]}`);
+      }
+      options.pieceLength = size;
+    }
+    if (io.signal !== undefined) options.signal = io.signal;
+    const progress = new ProgressLine(io);
+    options.onProgress = ({ bytesHashed, totalBytes }) =>
+      progress.update(`Hashing: ${formatBytes(bytesHashed)} of ${formatBytes(totalBytes)}`);
+    let made;
+    try {
+      made = await createTorrent(path, options);
+    } finally {
+      await progress.done();
+    }
+    const output = resolve(cwd, values.output ?? `${basename(path)}.torrent`);
+    await writeTorrentFile(output, made.torrent, made.infoHash);
+    const metainfo = parseMetainfo(made.torrent);
+    return await runTransfer({
+      command: "share",
+      metainfo,
+      dir: dirname(path),
+      settings,
+      goal: {
+        seed: true,
+        ...(values["seed-ratio"] !== undefined
+          ? { ratio: parseNumberOption("share", "--seed-ratio", values["seed-ratio"]) }
+          : {}),
+        ...(values["seed-time"] !== undefined
+          ? { seconds: parseDuration("share", "--seed-time", values["seed-time"]) }
+          : {}),
+      },
+      onStarted: async (_torrent, session) => {
+        const magnet = formatMagnet({
+          infoHash: metainfo.infoHash,
+          infoHashHex: metainfo.infoHashHex,
+          name: metainfo.name,
+          trackers: metainfo.announceList.flat(),
+          webSeeds: [],
+          peers: localAddresses(session.port),
+        });
+        await writeText(
+          io.stdout,
+          `Torrent: ${output}\nInfo-hash: ${metainfo.infoHashHex}\nMagnet: ${magnet}\n`,
+        );
+      },
+    }, io);
+  },
+};
+
+/** Writes the .torrent, or keeps an existing file that holds the same torrent. */
+async function writeTorrentFile(path: string, bytes: Uint8Array, infoHash: string): Promise<void> {
+  try {
+    await Deno.writeFile(path, bytes, { createNew: true });
+    return;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) {
+      throw new StorageError(`Cannot write ${path}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  let same = false;
+  try {
+    same = parseMetainfo(await Deno.readFile(path)).infoHashHex === infoHash;
+  } catch (error) {
+    throw new StorageError(`Cannot write ${path}: a different file is there (${(error as Error).message})`);
+  }
+  if (!same) {
+    throw new StorageError(`Cannot write ${path}: it holds another torrent (use -o to choose a path)`);
+  }
+}
+
+/** Our addresses other peers could dial (non-loopback first; loopback when there is nothing else). */
+function localAddresses(port: number): string[] {
+  const out: string[] = [];
+  try {
+    for (const nic of Deno.networkInterfaces()) {
+      if (nic.address.startsWith("127.") || nic.address === "::1" || nic.address.startsWith("fe80:")) {
+        continue;
+      }
+      out.push(nic.family === "IPv6" ? `[${nic.address}]:${port}` : `${nic.address}:${port}`);
+    }
+  } catch (error) {
+    // Without --allow-sys the interfaces are unknown: the magnet link still carries the trackers.
+    if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
+      throw error;
+    }
+  }
+  if (out.length === 0) out.push(`127.0.0.1:${port}`);
+  return out.slice(0, 8);
+}
