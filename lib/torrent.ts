@@ -139,9 +139,13 @@ export interface TorrentOptions {
 
 interface Candidate {
   address: string;
+  source: string;
   failures: number;
   nextTry: number;
 }
+
+/** Most peer addresses kept to try, from all sources together. */
+const MAX_CANDIDATES = 2000;
 
 const TICK_MS = 1000;
 
@@ -285,16 +289,31 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   /**
-   * Adds peers to connect to ("host:port" or "[v6]:port"). Invalid addresses throw.
+   * Adds peers to connect to ("host:port" or "[v6]:port"). This is the seam every peer source
+   * uses (manual peers, trackers, and later DHT, PEX and local discovery). Invalid addresses
+   * throw for manual peers and are skipped for other sources; at most 2000 addresses are kept.
    *
    * @param addresses Peer addresses.
+   * @param source Where they came from, for logs (`manual`, `tracker`, ...).
+   * @returns How many were new.
    */
-  addPeers(addresses: Iterable<string>): void {
+  addPeers(addresses: Iterable<string>, source = "manual"): number {
+    let added = 0;
     for (const address of addresses) {
-      parseAddress(address);
-      if (!this.#candidates.has(address)) this.#candidates.set(address, { address, failures: 0, nextTry: 0 });
+      try {
+        parseAddress(address);
+      } catch (error) {
+        if (source === "manual") throw error;
+        this.#log.debug("swarm", `Skipped an invalid peer address from ${source}: ${(error as Error).message}`);
+        continue;
+      }
+      if (this.#candidates.has(address) || this.#isBanned(address)) continue;
+      if (this.#candidates.size >= MAX_CANDIDATES) break;
+      this.#candidates.set(address, { address, source, failures: 0, nextTry: 0 });
+      added++;
     }
     this.#connectMore();
+    return added;
   }
 
   /** The handshake we send for this torrent. */
