@@ -31,6 +31,7 @@ export * from "./lib/create.ts";
 export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
 export * from "./lib/session.ts";
+export * from "./lib/peer/rate_limiter.ts";
 export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
 export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";

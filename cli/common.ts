@@ -103,14 +103,23 @@ const encoder = new TextEncoder();
  * @param stream Where to write.
  * @param text What to write (UTF-8 encoded).
  */
-export async function writeText(stream: WritableStream<Uint8Array>, text: string): Promise<void> {
-  const writer = stream.getWriter();
-  try {
-    await writer.write(encoder.encode(text));
-  } finally {
-    writer.releaseLock();
-  }
+export function writeText(stream: WritableStream<Uint8Array>, text: string): Promise<void> {
+  // Writes to one stream wait for each other: a second getWriter() while the first write is
+  // in progress would throw "The stream is already locked" (log records and status lines race).
+  const previous = pendingWrites.get(stream) ?? Promise.resolve();
+  const next = previous.catch(() => {/* that write's error went to its own caller */}).then(async () => {
+    const writer = stream.getWriter();
+    try {
+      await writer.write(encoder.encode(text));
+    } finally {
+      writer.releaseLock();
+    }
+  });
+  pendingWrites.set(stream, next);
+  return next;
 }
+
+const pendingWrites = new WeakMap<WritableStream<Uint8Array>, Promise<void>>();
 
 /**
  * Runs `parseArgs` (strict) and turns its errors into {@linkcode UsageError}s with short

@@ -37,6 +37,8 @@ export const TRANSFER_OPTIONS = {
   peer: { type: "string", multiple: true },
   "max-peers": { type: "string" },
   "upload-slots": { type: "string" },
+  "up-limit": { type: "string" },
+  "down-limit": { type: "string" },
   "log-level": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -48,6 +50,8 @@ export const TRANSFER_HELP = `      --port N            Listening port (default:
       --peer HOST:PORT    Connect to this peer; repeatable
       --max-peers N       Most connections for this torrent (default: 50)
       --upload-slots N    Peers we upload to at once, one of them optimistic (default: 8)
+      --up-limit RATE     Upload limit in bytes per second, like 500k or 2m (default: none)
+      --down-limit RATE   Download limit in bytes per second (default: none)
       --log-level LEVEL   Print log records at this level and above: debug, info, warn,
                           error (default: warn)
   -q, --quiet             No progress display
@@ -67,6 +71,10 @@ export interface TransferSettings {
   uploadSlots: number;
   /** Log level for stderr. */
   level: LogLevel;
+  /** Upload limit, bytes per second (0: none). */
+  upLimit: number;
+  /** Download limit, bytes per second (0: none). */
+  downLimit: number;
   /** No progress line. */
   quiet: boolean;
 }
@@ -88,6 +96,8 @@ export function transferSettings(
     peer?: string[] | undefined;
     "max-peers"?: string | undefined;
     "upload-slots"?: string | undefined;
+    "up-limit"?: string | undefined;
+    "down-limit"?: string | undefined;
     "log-level"?: string | undefined;
     quiet?: boolean | undefined;
   },
@@ -107,6 +117,10 @@ export function transferSettings(
       ? 8
       : parseIntOption(command, "--upload-slots", values["upload-slots"], 1, 1000),
     level,
+    upLimit: values["up-limit"] === undefined ? 0 : parseRate(command, "--up-limit", values["up-limit"]),
+    downLimit: values["down-limit"] === undefined
+      ? 0
+      : parseRate(command, "--down-limit", values["down-limit"]),
     quiet: values.quiet === true,
   };
 }
@@ -171,6 +185,8 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     ...(plan.selector ? { selector: plan.selector } : {}),
     maxPeersPerTorrent: settings.maxPeers,
     uploadSlots: settings.uploadSlots,
+    uploadLimit: settings.upLimit,
+    downloadLimit: settings.downLimit,
     logSinks: [sink],
     logLevel: settings.level,
   });

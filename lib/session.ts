@@ -11,7 +11,8 @@ import { ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
 import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
-import { Torrent } from "./torrent.ts";
+import { type RateLimits, Torrent } from "./torrent.ts";
+import { TokenBucket } from "./peer/rate_limiter.ts";
 import type { LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
 
 /** Options for {@linkcode BaseSession}. */
@@ -46,6 +47,10 @@ export interface BaseSessionOptions {
   maxBufferedBytes?: number;
   /** Deadline for connecting to a peer and exchanging handshakes, in ms. @default {10_000} */
   dialTimeoutMs?: number;
+  /** Global upload limit in bytes per second, shared by every torrent (0: none). @default {0} */
+  uploadLimit?: number;
+  /** Global download limit in bytes per second (0: none). @default {0} */
+  downloadLimit?: number;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -56,6 +61,10 @@ export interface AddTorrentOptions {
   peers?: readonly string[];
   /** Selection plugin for this torrent. */
   selector?: PieceSelector;
+  /** This torrent's upload limit in bytes per second (0: none). @default {0} */
+  uploadLimit?: number;
+  /** This torrent's download limit in bytes per second (0: none). @default {0} */
+  downloadLimit?: number;
   /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
   resumeDir?: string;
 }
@@ -84,6 +93,7 @@ export class BaseSession implements AsyncDisposable {
   #listening: Promise<number> | null = null;
   #connections = 0;
   readonly #perAddress = new Map<string, number>();
+  readonly #buckets: { upload: TokenBucket; download: TokenBucket };
   #closed = false;
 
   /**
@@ -95,6 +105,10 @@ export class BaseSession implements AsyncDisposable {
     this.#options = options;
     this.peerId = options.peerId ?? makePeerId();
     if (this.peerId.length !== 20) throw new TypeError("Peer id must be 20 bytes");
+    this.#buckets = {
+      upload: new TokenBucket({ rate: options.uploadLimit ?? 0 }),
+      download: new TokenBucket({ rate: options.downloadLimit ?? 0 }),
+    };
     this.logger = options.logger ??
       new Logger({ sinks: options.logSinks ?? [], level: options.logLevel ?? "info" });
   }
@@ -222,6 +236,9 @@ export class BaseSession implements AsyncDisposable {
         this.#connections < (this.#options.maxConnections ?? 200) &&
         (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
       countConnection: (delta, address) => this.#count(delta, address),
+      globalBuckets: this.#buckets,
+      ...(options.uploadLimit ? { uploadLimit: options.uploadLimit } : {}),
+      ...(options.downloadLimit ? { downloadLimit: options.downloadLimit } : {}),
     });
     this.#torrents.set(metainfo.infoHashHex, torrent);
     try {
@@ -232,6 +249,16 @@ export class BaseSession implements AsyncDisposable {
     }
     if (options.peers) torrent.addPeers(options.peers);
     return torrent;
+  }
+
+  /**
+   * Changes the global rate limits while running (0 removes a limit).
+   *
+   * @param limits New limits in bytes per second; absent ones are kept.
+   */
+  setLimits(limits: RateLimits): void {
+    if (limits.upload !== undefined) this.#buckets.upload.setRate(limits.upload);
+    if (limits.download !== undefined) this.#buckets.download.setRate(limits.download);
   }
 
   #count(delta: number, address: string): void {

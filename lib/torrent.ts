@@ -15,6 +15,7 @@ import { PeerConnection, type PeerHost } from "./peer/connection.ts";
 import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { BLOCK_SIZE, type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
+import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -135,6 +136,20 @@ export interface TorrentOptions {
   countConnection?: (delta: number, address: string) => void;
   /** Deadline for dialling plus handshake, in ms. @default {10_000} */
   dialTimeoutMs?: number;
+  /** This torrent's upload limit in bytes per second (0: none). @default {0} */
+  uploadLimit?: number;
+  /** This torrent's download limit in bytes per second (0: none). @default {0} */
+  downloadLimit?: number;
+  /** The session's global buckets, shared by every torrent. */
+  globalBuckets?: { upload: TokenBucket; download: TokenBucket };
+}
+
+/** Upload and download limits in bytes per second; 0 removes a limit. */
+export interface RateLimits {
+  /** Upload limit. */
+  upload?: number;
+  /** Download limit. */
+  download?: number;
 }
 
 interface Candidate {
@@ -199,6 +214,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #settled = false;
   #readCache = new Map<number, Promise<Uint8Array>>();
   #startedAt = 0;
+  readonly #upBucket: TokenBucket;
+  readonly #downBucket: TokenBucket;
+  readonly #upLimiter: RateLimiter;
+  readonly #downLimiter: RateLimiter;
   #completedAt = 0;
 
   /**
@@ -216,6 +235,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#log = options.logger.child({ torrent: metainfo.infoHashHex.slice(0, 12) });
     this.#have = new Bitfield(metainfo.pieceCount);
     this.#host = this.#makeHost();
+    this.#upBucket = new TokenBucket({ rate: options.uploadLimit ?? 0 });
+    this.#downBucket = new TokenBucket({ rate: options.downloadLimit ?? 0 });
+    const global = options.globalBuckets;
+    this.#upLimiter = new RateLimiter(global ? [this.#upBucket, global.upload] : [this.#upBucket]);
+    this.#downLimiter = new RateLimiter(global ? [this.#downBucket, global.download] : [this.#downBucket]);
     this.completed = new Promise<void>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -304,7 +328,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         parseAddress(address);
       } catch (error) {
         if (source === "manual") throw error;
-        this.#log.debug("swarm", `Skipped an invalid peer address from ${source}: ${(error as Error).message}`);
+        this.#log.debug(
+          "swarm",
+          `Skipped an invalid peer address from ${source}: ${(error as Error).message}`,
+        );
         continue;
       }
       if (this.#candidates.has(address) || this.#isBanned(address)) continue;
@@ -369,6 +396,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       peerId: remote.peerId,
       fast: supportsFast(remote.reserved),
       extensions: supportsExtensions(remote.reserved),
+      uploadLimiter: this.#upLimiter,
+      downloadLimiter: this.#downLimiter,
     });
     this.#peers.set(address, conn);
     this.#options.countConnection?.(1, address);
@@ -702,6 +731,16 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#lastResumeSave = this.#now();
     await mkdir(dirname(this.resumePath), { recursive: true });
     await writeResumeAtomic(this.resumePath, await captureResume(this.#storage, this.metainfo, this.#have));
+  }
+
+  /**
+   * Changes this torrent's rate limits while it runs (0 removes a limit).
+   *
+   * @param limits New limits in bytes per second; absent ones are kept.
+   */
+  setLimits(limits: RateLimits): void {
+    if (limits.upload !== undefined) this.#upBucket.setRate(limits.upload);
+    if (limits.download !== undefined) this.#downBucket.setRate(limits.download);
   }
 
   /** A snapshot of progress and rates. */

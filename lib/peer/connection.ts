@@ -13,6 +13,7 @@ import { FrameParser } from "../wire/framing.ts";
 import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
 import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
+import type { RateLimiter } from "./rate_limiter.ts";
 
 /** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
@@ -67,6 +68,10 @@ export interface PeerConnectionOptions {
   maxQueueDepth?: number;
   /** Seconds of data to keep requested, to size the queue from the rate. @default {3} */
   queueSeconds?: number;
+  /** Paces piece data we send (per torrent, then global). @default unlimited */
+  uploadLimiter?: RateLimiter;
+  /** Paces what we read from the peer (per torrent, then global). @default unlimited */
+  downloadLimiter?: RateLimiter;
 }
 
 const READ_BUFFER_SIZE = 256 * 1024;
@@ -154,6 +159,8 @@ export class PeerConnection implements PickerPeer {
   #outBytes = 0;
   #flushing: Promise<void> | null = null;
   #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
+  /** Aborted at close: cancels waits on the rate limiters. */
+  readonly #abort = new AbortController();
 
   /**
    * @param duplex The connection, handshakes already exchanged.
@@ -237,6 +244,7 @@ export class PeerConnection implements PickerPeer {
   async #readLoop(): Promise<void> {
     const parser = new FrameParser({ maxMessageLength: this.#options.maxMessageLength ?? 1024 * 1024 + 13 });
     const handle = (m: Message) => this.#handle(m);
+    const limiter = this.#options.downloadLimiter;
     const byob = byobReader(this.#duplex.readable);
     try {
       if (byob !== null) {
@@ -249,6 +257,8 @@ export class PeerConnection implements PickerPeer {
           this.#lastReceived = this.#host.now();
           parser.push(value, handle);
           buffer = value.buffer as ArrayBuffer;
+          // Waiting before the next read lets TCP slow the sender down to our limit.
+          if (limiter) await limiter.take(value.byteLength, this.#abort.signal);
         }
       } else {
         const reader = this.#duplex.readable.getReader();
@@ -258,6 +268,7 @@ export class PeerConnection implements PickerPeer {
           if (done) break;
           this.#lastReceived = this.#host.now();
           parser.push(value, handle);
+          if (limiter) await limiter.take(value.byteLength, this.#abort.signal);
         }
       }
       if (!this.#closed) parser.end();
@@ -507,6 +518,10 @@ export class PeerConnection implements PickerPeer {
       try {
         while (!this.#closed && !this.amChoking && this.#incoming.length > 0) {
           const r = this.#incoming.shift()!;
+          if (this.#options.uploadLimiter) {
+            await this.#options.uploadLimiter.take(r.length, this.#abort.signal);
+            if (this.#closed || this.amChoking) break;
+          }
           const data = await this.#host.readBlock(r.piece, r.begin, r.length);
           if (this.#closed || this.amChoking) break;
           this.#send({ type: "piece", piece: r.piece, begin: r.begin, data });
@@ -588,6 +603,7 @@ export class PeerConnection implements PickerPeer {
     if (this.#closed) return;
     this.#releaseAll();
     this.#closed = true;
+    this.#abort.abort(new ProtocolError("Connection closed"));
     this.#incoming.length = 0;
     this.#reader?.cancel().catch(() => {/* the stream is already broken: nothing more to read */});
     this.#duplex.close();

@@ -18,9 +18,9 @@ import {
   type AnnounceRequest,
   type AnnounceResponse,
   type ScrapeEntry,
+  toHex,
   type TrackerClientOptions,
   TrackerError,
-  toHex,
 } from "./types.ts";
 
 /** Options for {@linkcode httpAnnounce} and {@linkcode httpScrape}. */
@@ -204,7 +204,9 @@ async function fetchDict(url: string, options: HttpTrackerOptions, what: string)
   if (!URL.canParse(url)) throw new TrackerError(`Invalid tracker URL: ${url}`, { retryable: false });
   const protocol = new URL(url).protocol;
   if (protocol !== "http:" && protocol !== "https:") {
-    throw new TrackerError(`Unsupported tracker URL scheme for HTTP ${what}: ${protocol}`, { retryable: false });
+    throw new TrackerError(`Unsupported tracker URL scheme for HTTP ${what}: ${protocol}`, {
+      retryable: false,
+    });
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const signals = [AbortSignal.timeout(timeoutMs)];
@@ -235,7 +237,10 @@ async function fetchDict(url: string, options: HttpTrackerOptions, what: string)
   }
   let body: Uint8Array;
   try {
-    body = await readCapped(response, response.status === 200 ? options.maxBodyBytes ?? DEFAULT_MAX_BODY : 65536);
+    body = await readCapped(
+      response,
+      response.status === 200 ? options.maxBodyBytes ?? DEFAULT_MAX_BODY : 65536,
+    );
   } catch (error) {
     return fail(error);
   }
@@ -249,14 +254,17 @@ async function fetchDict(url: string, options: HttpTrackerOptions, what: string)
   } catch (error) {
     if (!(error instanceof BencodeError)) throw error;
     throw new TrackerError(
-      `Tracker ${what} answer is not bencode (starts with ${JSON.stringify(text(body.subarray(0, 40)))}): ${error.message}`,
+      `Tracker ${what} answer is not bencode (starts with ${
+        JSON.stringify(text(body.subarray(0, 40)))
+      }): ${error.message}`,
       { cause: error },
     );
   }
   if (!(value instanceof Map)) throw new TrackerError(`Tracker ${what} answer is not a dictionary`);
   const failure = value.get("failure reason");
   if (failure !== undefined) {
-    const never = value.get("retry in") instanceof Uint8Array && text(value.get("retry in") as Uint8Array) === "never";
+    const never = value.get("retry in") instanceof Uint8Array &&
+      text(value.get("retry in") as Uint8Array) === "never";
     const reason = failure instanceof Uint8Array ? text(failure) : "(no reason given)";
     throw new TrackerError(`Tracker refused the ${what}: ${reason}`, { retryable: !never });
   }
@@ -377,15 +385,11 @@ function parseAnnounce(dict: BDict, maxPeers: number): AnnounceResponse {
  * @returns The first `max` distinct peers.
  */
 export function dedupePeers(peers: Iterable<string>, max: number, issues: string[]): string[] {
-  const seen = new Set<string>();
-  let total = 0;
-  for (const peer of peers) {
-    if (seen.has(peer)) continue;
-    total++;
-    if (seen.size < max) seen.add(peer);
-  }
-  if (total > seen.size) issues.push(`Tracker sent ${total} peers: kept the first ${seen.size}`);
-  return [...seen];
+  // Bounded by the caller's input (a capped answer body), so counting every distinct peer is cheap.
+  const seen = new Set<string>(peers);
+  const kept = [...seen].slice(0, Math.max(0, max));
+  if (seen.size > kept.length) issues.push(`Tracker sent ${seen.size} peers: kept the first ${kept.length}`);
+  return kept;
 }
 
 /**

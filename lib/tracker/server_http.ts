@@ -36,7 +36,11 @@ export interface HttpLimits {
 }
 
 /** Default {@linkcode HttpLimits}. */
-export const DEFAULT_HTTP_LIMITS: HttpLimits = { maxUrlLength: 8192, maxScrapeHashes: 100, maxFullScrape: 1000 };
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  maxUrlLength: 8192,
+  maxScrapeHashes: 100,
+  maxFullScrape: 1000,
+};
 
 const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
 
@@ -158,7 +162,9 @@ function announce(params: Params, address: PeerAddress, ctx: TrackerContext): Re
     body.set(
       "peers",
       result.peers.map((p) =>
-        noPeerId ? { ip: p.address.ip, port: p.port } : { ip: p.address.ip, "peer id": p.peerId, port: p.port }
+        noPeerId
+          ? { ip: p.address.ip, port: p.port }
+          : { ip: p.address.ip, "peer id": p.peerId, port: p.port }
       ),
     );
   }
@@ -193,7 +199,8 @@ function scrape(params: Params, ctx: TrackerContext, limits: HttpLimits): Respon
 }
 
 function ok(body: Uint8Array): Response {
-  return new Response(body, { status: 200, headers: TEXT_HEADERS });
+  // The encoder returns a fresh buffer of its own.
+  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: TEXT_HEADERS });
 }
 
 function failure(ctx: TrackerContext, reason: string): Response {

@@ -167,7 +167,9 @@ export class UdpTrackerHandler {
     const wanted = view.getInt32(92);
     const port = view.getUint16(96);
     if (port === 0) return this.#error(transaction, "Invalid port");
-    if (!isAllowed(ctx.allowList, infoHash)) return this.#error(transaction, "Torrent not allowed on this tracker");
+    if (!isAllowed(ctx.allowList, infoHash)) {
+      return this.#error(transaction, "Torrent not allowed on this tracker");
+    }
     const entry = address.family === 4 ? 6 : 18;
     const fit = Math.floor((this.#maxReply - 20) / entry);
     const numwant = Math.min(wanted < 0 ? ctx.defaultNumwant : wanted, ctx.maxNumwant, fit);

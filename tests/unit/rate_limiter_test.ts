@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { defaultBurst, RateLimiter, TokenBucket, type TokenBucketOptions } from "../../lib/peer/rate_limiter.ts";
+import {
+  defaultBurst,
+  RateLimiter,
+  TokenBucket,
+  type TokenBucketOptions,
+} from "../../lib/peer/rate_limiter.ts";
 
 const KIB = 1024;
 const MIB = 1024 * 1024;
@@ -51,10 +56,13 @@ class FakeClock {
   /** Moves time forward by `ms`, firing due timers in order and letting promise callbacks run. */
   async advance(ms: number): Promise<void> {
     const target = this.time + ms;
+    await settle(); // callers that are about to ask (after a microtask) ask at the current time
     for (;;) {
       let next: FakeTimer | undefined;
       for (const t of this.#timers.values()) {
-        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))) {
+        if (
+          t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))
+        ) {
           next = t;
         }
       }
@@ -69,9 +77,9 @@ class FakeClock {
   }
 }
 
-/** Lets every pending promise callback run (a zero-delay macrotask: no waiting on the clock). */
-function settle(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
+/** Lets pending promise callbacks run (a few dozen microtask turns; no waiting on any clock). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 50; i++) await Promise.resolve();
 }
 
 /** Tracks whether a promise has settled, and how. */
@@ -92,7 +100,11 @@ interface Taker {
 }
 
 /** A simulated peer: asks for `size` bytes again and again until `signal` aborts; counts grants. */
-function consumer(taker: Taker, size: number, signal: AbortSignal): { bytes: number; stopped: Promise<void> } {
+function consumer(
+  taker: Taker,
+  size: number,
+  signal: AbortSignal,
+): { bytes: number; stopped: Promise<void> } {
   const state = { bytes: 0, stopped: Promise.resolve() };
   state.stopped = (async () => {
     while (!signal.aborted) {
@@ -212,20 +224,40 @@ Deno.test("Five peers asking 16 KiB repeatedly get shares within 20% of each oth
   assert.ok(Math.max(...counts) - Math.min(...counts) <= 16 * KIB, `shares ${counts.join(", ")}`);
 });
 
-Deno.test("Peers asking different sizes are served in arrival order, so a big request is not starved", async () => {
+Deno.test("A small request arriving while a big one waits queues behind it (no jumping the queue)", async () => {
   const clock = new FakeClock();
   const bucket = new TokenBucket({ rate: 64 * KIB, burst: 64 * KIB, ...clock.options() });
   await bucket.take(64 * KIB); // empty
   const order: string[] = [];
-  const big = bucket.take(64 * KIB).then(() => order.push("big"));
-  const controller = new AbortController();
-  const small = consumer({ take: (n, s) => bucket.take(n, s).then(() => void order.push("small")) }, 4 * KIB, controller.signal);
-  await clock.advance(1000);
+  const big = bucket.take(64 * KIB).then(() => void order.push("big"));
+  await clock.advance(500); // 32 KiB there: enough for a small request, not for the big one
+  const small = bucket.take(4 * KIB).then(() => void order.push("small"));
+  await settle();
+  assert.deepEqual(order, [], "the small request jumped the queue");
+  assert.equal(bucket.waiting, 2);
+  await clock.advance(500);
   await big;
-  assert.equal(order[0], "big", `served in order ${order.slice(0, 5).join(", ")}`);
-  controller.abort(new Error("Stop"));
-  await small.stopped;
+  assert.deepEqual(order, ["big"]);
+  await clock.advance(62); // 4 KiB at 64 KiB/s: 62.5 ms after the big grant
+  assert.deepEqual(order, ["big"]);
+  await clock.advance(1);
+  await small;
+  assert.deepEqual(order, ["big", "small"]);
   assert.equal(clock.pending(), 0);
+});
+
+Deno.test("A bucket left idle fills up to its burst only", async () => {
+  const clock = new FakeClock();
+  const bucket = new TokenBucket({ rate: 64 * KIB, burst: 100 * KIB, ...clock.options() });
+  await bucket.take(100 * KIB);
+  await clock.advance(60_000);
+  assert.equal(bucket.tokens, 100 * KIB);
+  assert.equal(bucket.tryTake(10 * MIB), 100 * KIB, "an idle minute lets only the burst through at once");
+  const next = track(bucket.take(64 * KIB));
+  await clock.advance(999);
+  assert.equal(next.done, false);
+  await clock.advance(1);
+  assert.equal(next.done, true);
 });
 
 Deno.test("A request larger than the burst is granted whole when the bucket is full and leaves it in debt", async () => {
