@@ -83,23 +83,37 @@ export const trackerCommand: Command = {
       options.allowList = await readAllowList(resolve(io.cwd ?? Deno.cwd(), values.allow));
     }
 
-    // Log records go to stderr as plain lines, written in order.
+    // Log records and messages go to stderr as plain lines, in order, through one queue.
     let chain = Promise.resolve();
-    let logFailure: unknown;
-    const level: LogLevel = values.verbose === true ? "debug" : "info";
-    const sink = (record: LogRecord) => {
-      const line = formatRecord(record);
+    let stderrFailure: unknown;
+    const say = (line: string): Promise<void> => {
       chain = chain.then(() => writeText(io.stderr, line)).catch((e: unknown) => {
-        // stderr is gone (closed pipe): nothing left to report to; the server keeps running.
-        logFailure ??= e;
+        // stderr is gone (closed pipe): the server keeps running; the error is reported at the end.
+        stderrFailure ??= e;
       });
+      return chain;
     };
+    const level: LogLevel = values.verbose === true ? "debug" : "info";
+    const sink = (record: LogRecord) => void say(formatRecord(record));
     options.logger = new Logger({ level, sinks: [sink] });
 
     if (io.signal?.aborted) return 130;
     const server = new TrackerServer(options);
     try {
-      await server.start();
+      try {
+        await server.start();
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AddrInUse) && !(e instanceof Deno.errors.AddrNotAvailable)) throw e;
+        const ports = [http ? `HTTP port ${options.httpPort}` : "", udp ? `UDP port ${options.udpPort}` : ""]
+          .filter((p) => p !== "").join(", ");
+        throw new ShoalError(
+          "TRACKER_SERVER",
+          `Cannot listen on ${options.hostname} (${ports}): ${e.message}`,
+          {
+            cause: e,
+          },
+        );
+      }
       const urls = server.announceUrls;
       let text = "";
       if (urls.http !== undefined) text += `HTTP announce URL: ${urls.http}\n`;
@@ -113,12 +127,9 @@ export const trackerCommand: Command = {
       }
       await writeText(io.stdout, text);
       if (options.hostname === "0.0.0.0" || options.hostname === "::") {
-        await writeText(
-          io.stderr,
-          "Other machines use this machine's address in place of the loopback address shown.\n",
-        );
+        await say("Other machines use this machine's address in place of the loopback address shown.\n");
       }
-      await writeText(io.stderr, "Serving; press Ctrl+C to stop\n");
+      await say("Serving; press Ctrl+C to stop\n");
       await new Promise<void>((resolveStop) => {
         if (io.signal === undefined) return; // Runs until the process is killed.
         if (io.signal.aborted) resolveStop();
@@ -129,10 +140,8 @@ export const trackerCommand: Command = {
       await chain;
     }
     const stats = server.stats();
-    await writeText(
-      io.stderr,
-      `Stopped: ${stats.announces} announces, ${stats.scrapes} scrapes, ${stats.errors} refused\n`,
-    );
+    await say(`Stopped: ${stats.announces} announces, ${stats.scrapes} scrapes, ${stats.errors} refused\n`);
+    if (stderrFailure !== undefined) throw stderrFailure;
     return EXIT_OK;
   },
 };

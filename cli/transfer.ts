@@ -35,6 +35,7 @@ export const TRANSFER_OPTIONS = {
   port: { type: "string" },
   bind: { type: "string" },
   peer: { type: "string", multiple: true },
+  tracker: { type: "string", multiple: true },
   "max-peers": { type: "string" },
   "upload-slots": { type: "string" },
   "up-limit": { type: "string" },
@@ -48,6 +49,8 @@ export const TRANSFER_OPTIONS = {
 export const TRANSFER_HELP = `      --port N            Listening port (default: a random free port)
       --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
+      --tracker URL       Also announce to this tracker (http, https or udp); repeatable,
+                          "URL1,URL2" is one tier
       --max-peers N       Most connections for this torrent (default: 50)
       --upload-slots N    Peers we upload to at once, one of them optimistic (default: 8)
       --up-limit RATE     Upload limit in bytes per second, like 500k or 2m (default: none)
@@ -65,6 +68,8 @@ export interface TransferSettings {
   bind: string | undefined;
   /** Peers to dial. */
   peers: string[];
+  /** Extra tracker tiers. */
+  trackers: string[][];
   /** Connection cap per torrent. */
   maxPeers: number;
   /** Upload slots. */
@@ -94,6 +99,7 @@ export function transferSettings(
     port?: string | undefined;
     bind?: string | undefined;
     peer?: string[] | undefined;
+    tracker?: string[] | undefined;
     "max-peers"?: string | undefined;
     "upload-slots"?: string | undefined;
     "up-limit"?: string | undefined;
@@ -110,6 +116,7 @@ export function transferSettings(
     port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
     bind: values.bind,
     peers: values.peer ?? [],
+    trackers: parseTrackers(command, values.tracker ?? []),
     maxPeers: values["max-peers"] === undefined
       ? 50
       : parseIntOption(command, "--max-peers", values["max-peers"], 1, 10_000),
@@ -203,7 +210,10 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       `${verb} ${metainfo.name} (${formatBytes(metainfo.totalLength)}, ${metainfo.pieceCount} pieces) ` +
         `${plan.command === "download" ? "into" : "from"} ${plan.dir}\n`,
     );
-    torrent = await session.add(metainfo, { peers: settings.peers });
+    torrent = await session.add(metainfo, {
+      peers: settings.peers,
+      ...(settings.trackers.length > 0 ? { trackers: settings.trackers } : {}),
+    });
     await writeText(io.stderr, `Listening on port ${session.port}\n`);
     await plan.onStarted?.(torrent, session);
     torrent.addEventListener(
@@ -245,8 +255,10 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     await progress?.done();
     throw error;
   } finally {
+    const report = torrent ? trackerReport(torrent) : "";
     await session.close();
     await logChain;
+    if (report !== "" && settings.level !== "error") await writeText(io.stderr, report);
   }
 }
 
@@ -280,13 +292,48 @@ async function seedUntil(
   return await Promise.race([reached, stopped.then(() => "interrupted")]);
 }
 
-function statusLine(s: TorrentStats): string {
+function statusLine(s: TorrentStats, torrent?: Torrent): string {
   const eta = s.eta === null ? "--" : formatDuration(s.eta);
+  const trackers = torrent?.trackers() ?? [];
+  const working = trackers.filter((t) => t.state === "working").length;
   return `${s.percent.toFixed(1).padStart(5)}%  ${formatBytes(s.completedBytes)}/${
     formatBytes(s.totalBytes)
   }  ` +
     `down ${formatBytes(s.downloadRate)}/s  up ${formatBytes(s.uploadRate)}/s  peers ${s.peers}` +
+    (trackers.length > 0 ? `  trackers ${working}/${trackers.length}` : "") +
     (s.state === "seeding" ? `  seeding, uploaded ${formatBytes(s.uploaded)}` : `  ETA ${eta}`);
+}
+
+/**
+ * A table of tracker states for the end of a run: URL, state, last announce, peers, error.
+ *
+ * @param torrent The torrent.
+ * @returns Lines of text (empty when it has no trackers).
+ */
+export function trackerReport(torrent: Torrent): string {
+  const rows = torrent.trackers();
+  if (rows.length === 0) return "";
+  const now = Date.now();
+  return "Trackers:\n" + rows.map((t) => {
+    const last = t.lastAnnounce === undefined
+      ? "never"
+      : `${Math.round((now - t.lastAnnounce) / 1000)} s ago`;
+    return `  tier ${t.tier + 1} ${t.url}: ${t.state}, last announce ${last}, ${t.peersReceived} peers` +
+      (t.lastError ? `, error: ${t.lastError}` : "");
+  }).join("\n") + "\n";
+}
+
+function parseTrackers(command: string, values: string[]): string[][] {
+  const tiers = values.map((tier) => tier.split(",").map((u) => u.trim()).filter(Boolean)).filter((t) =>
+    t.length > 0
+  );
+  for (const url of tiers.flat()) {
+    const scheme = URL.canParse(url) ? new URL(url).protocol : "";
+    if (!["http:", "https:", "udp:"].includes(scheme)) {
+      throw new UsageError(command, `Invalid --tracker: ${url} (an http, https or udp URL)`);
+    }
+  }
+  return tiers;
 }
 
 function formatDuration(seconds: number): string {

@@ -13,6 +13,7 @@ import { parseMetainfo } from "./metainfo.ts";
 import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
+import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
 
 /** Options for {@linkcode BaseSession}. */
@@ -51,6 +52,8 @@ export interface BaseSessionOptions {
   uploadLimit?: number;
   /** Global download limit in bytes per second (0: none). @default {0} */
   downloadLimit?: number;
+  /** Announce to trackers. @default {true} */
+  trackers?: boolean;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -65,6 +68,8 @@ export interface AddTorrentOptions {
   uploadLimit?: number;
   /** This torrent's download limit in bytes per second (0: none). @default {0} */
   downloadLimit?: number;
+  /** Extra tracker tiers for this torrent, after its own (BEP 12). */
+  trackers?: readonly (readonly string[])[];
   /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
   resumeDir?: string;
 }
@@ -94,6 +99,7 @@ export class BaseSession implements AsyncDisposable {
   #connections = 0;
   readonly #perAddress = new Map<string, number>();
   readonly #buckets: { upload: TokenBucket; download: TokenBucket };
+  #udp: UdpTrackerClient | null = null;
   #closed = false;
 
   /**
@@ -237,6 +243,13 @@ export class BaseSession implements AsyncDisposable {
         (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
       countConnection: (delta, address) => this.#count(delta, address),
       globalBuckets: this.#buckets,
+      ...(this.#options.trackers === false ? {} : {
+        trackers: {
+          udp: this.#udp ??= new UdpTrackerClient({ logger: this.logger }),
+          port: this.port,
+          ...(options.trackers ? { extraTiers: options.trackers } : {}),
+        },
+      }),
       ...(options.uploadLimit ? { uploadLimit: options.uploadLimit } : {}),
       ...(options.downloadLimit ? { downloadLimit: options.downloadLimit } : {}),
     });
@@ -296,6 +309,7 @@ export class BaseSession implements AsyncDisposable {
     this.#listener?.close();
     await Promise.allSettled([...this.#torrents.values()].map((t) => t.stop()));
     this.#torrents.clear();
+    this.#udp?.close();
   }
 
   /** Same as {@linkcode BaseSession.close}. */

@@ -16,6 +16,8 @@ import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/
 import { BLOCK_SIZE, type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
+import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
+import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -142,6 +144,8 @@ export interface TorrentOptions {
   downloadLimit?: number;
   /** The session's global buckets, shared by every torrent. */
   globalBuckets?: { upload: TokenBucket; download: TokenBucket };
+  /** Announce to the torrent's trackers (and these extra tiers) through this UDP client. Absent: no trackers. */
+  trackers?: { udp: UdpTrackerClient; port: number; extraTiers?: readonly (readonly string[])[] };
 }
 
 /** Upload and download limits in bytes per second; 0 removes a limit. */
@@ -214,6 +218,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #settled = false;
   #readCache = new Map<number, Promise<Uint8Array>>();
   #startedAt = 0;
+  #announcer: Announcer | null = null;
+  #neededDownload = false;
   readonly #upBucket: TokenBucket;
   readonly #downBucket: TokenBucket;
   readonly #upLimiter: RateLimiter;
@@ -297,7 +303,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         onSelectorFault: (error) => this.#log.warn("plugin", error.message, { plugin: error.plugin }),
       });
       this.#state = this.#have.isComplete() ? "seeding" : "downloading";
+      this.#neededDownload = !this.#have.isComplete();
       this.#startedAt = this.#now();
+      this.#startAnnouncing();
       this.#timer = setInterval(() => this.#tick(), TICK_MS);
       if (this.#have.isComplete()) this.#finish();
       else {
@@ -310,6 +318,40 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
+  }
+
+  #startAnnouncing(): void {
+    const trackers = this.#options.trackers;
+    if (trackers === undefined) return;
+    const seen = new Set<string>();
+    const tiers = [...this.metainfo.announceList, ...(trackers.extraTiers ?? [])]
+      .map((tier) => tier.filter((url) => !seen.has(url) && seen.add(url)))
+      .filter((tier) => tier.length > 0);
+    if (tiers.length === 0) return;
+    this.#announcer = new Announcer({
+      tiers,
+      infoHash: this.metainfo.infoHash,
+      peerId: this.#options.peerId,
+      port: trackers.port,
+      udp: trackers.udp,
+      logger: this.#log,
+      stats: () => ({
+        uploaded: this.#up.total,
+        downloaded: this.#down.total,
+        left: this.metainfo.totalLength - this.stats().completedBytes,
+      }),
+      onPeers: (peers, tracker) => {
+        const added = this.addPeers(peers, "tracker");
+        this.#log.debug("tracker", "Peers from tracker", { tracker, peers: peers.length, new: added });
+      },
+      ...(this.#options.random ? { random: this.#options.random } : {}),
+    });
+    this.#announcer.start();
+  }
+
+  /** The state of each tracker (empty when the torrent has none or trackers are off). */
+  trackers(): TrackerStatus[] {
+    return this.#announcer?.status() ?? [];
   }
 
   /**
@@ -672,6 +714,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     for (const p of [...this.#peers.values()]) p.tick(now);
     if (this.#ticks % 10 === 0) this.#choke();
     if (this.#ticks % 30 === 0) this.#optimistic = undefined;
+    if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#peers.size < 5) {
+      this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
+    }
     this.#connectMore();
     const interval = (this.#options.resumeInterval ?? 15) * 1000;
     if (this.#dirty && now - this.#lastResumeSave >= interval) {
@@ -686,6 +731,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (this.#state === "stopped" || this.#state === "error") return;
     this.#state = "seeding";
     this.#completedAt = this.#now();
+    if (this.#neededDownload) this.#announcer?.completed();
     const stats = this.stats();
     this.#log.info("torrent", "Download complete", { pieces: this.metainfo.pieceCount });
     // Peers that are complete have nothing to trade with a seed.
@@ -804,9 +850,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   async #shutdown(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    const announcing = this.#announcer?.stop(3000);
     this.#abort.abort(new ShoalError("STOPPED", "Torrent stopped"));
     for (const p of [...this.#peers.values()]) p.close();
     await Promise.allSettled([...this.#writes]);
+    await announcing;
     if (this.#storage) {
       try {
         await this.#saveResume();

@@ -238,7 +238,7 @@ export class TrackerServer implements AsyncDisposable {
    */
   async start(): Promise<TrackerServerPorts> {
     if (this.#state !== "new") {
-      throw new ShoalError("TRACKER_SERVER", "Cannot start the tracker: it was already started");
+      throw new ShoalError("TRACKER_SERVER", "Cannot start the tracker: it was already started or closed");
     }
     this.#state = "starting";
     const hostname = this.#options.hostname ?? "0.0.0.0";

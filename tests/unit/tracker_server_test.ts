@@ -979,6 +979,23 @@ Deno.test("TrackerServer.start() fails cleanly when the port is taken", async ()
     const second = new TrackerServer({ hostname: "127.0.0.1", httpPort: 0, udpPort: udpPortOf(first) });
     await assert.rejects(() => second.start(), Deno.errors.AddrInUse);
     await second.close();
+    const io = {
+      stdout: new WritableStream<Uint8Array>(),
+      stderr: new WritableStream<Uint8Array>(),
+      isTerminal: false,
+    };
+    await assert.rejects(
+      () =>
+        trackerCommand.run([
+          "--bind",
+          "127.0.0.1",
+          "--http-port",
+          "0",
+          "--udp-port",
+          String(udpPortOf(first)),
+        ], io),
+      /Cannot listen on 127\.0\.0\.1 \(HTTP port 0, UDP port \d+\): /,
+    );
   });
 });
 
