@@ -16,6 +16,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { createCommand } from "./cli/create.ts";
 import { downloadCommand, seedCommand } from "./cli/download.ts";
 import { shareCommand } from "./cli/share.ts";
+import { trackerCommand } from "./cli/tracker.ts";
 import { infoCommand } from "./cli/info.ts";
 import {
   type CliIO,
@@ -39,6 +40,7 @@ export const commands: Record<string, Command> = {
   download: downloadCommand,
   seed: seedCommand,
   share: shareCommand,
+  tracker: trackerCommand,
 };
 
 function usage(): string {

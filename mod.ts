@@ -32,6 +32,19 @@ export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
 export * from "./lib/session.ts";
 export * from "./lib/peer/rate_limiter.ts";
+export * from "./lib/tracker/server.ts";
+export * from "./lib/tracker/announcer.ts";
+export * from "./lib/tracker/udp_tracker.ts";
+export { httpAnnounce, httpScrape, type HttpTrackerOptions, scrapeUrl } from "./lib/tracker/http_tracker.ts";
+export {
+  type AnnounceEvent,
+  type AnnounceRequest,
+  type AnnounceResponse,
+  type ScrapeEntry,
+  type TrackerClientOptions,
+  TrackerError,
+  type TrackerErrorOptions,
+} from "./lib/tracker/types.ts";
 export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
 export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";

@@ -6,8 +6,14 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { Logger, type LogLevel, type LogRecord, ShoalError } from "../mod.ts";
-import { TrackerServer, type TrackerServerOptions } from "../lib/tracker/server.ts";
+import {
+  Logger,
+  type LogLevel,
+  type LogRecord,
+  ShoalError,
+  TrackerServer,
+  type TrackerServerOptions,
+} from "../mod.ts";
 import {
   type CliIO,
   type Command,

@@ -155,3 +155,64 @@ export interface Duplex {
   /** Closes the underlying connection at once (both directions). Must not throw. */
   close(): void;
 }
+
+/**
+ * Finds a torrent's info-hash from the obfuscated form an encrypted handshake carries
+ * (MSE sends SHA-1("req2" + info-hash)); undefined when no torrent matches.
+ */
+export type InfoHashLookup = (obfuscated: Uint8Array) => Uint8Array | undefined;
+
+/**
+ * Wraps raw connections before the BitTorrent handshake, e.g. Message Stream Encryption.
+ * The core never knows whether a connection is encrypted: it speaks BitTorrent over the
+ * duplex the plugin returns. Implementations must hand on fresh buffers (never reuse a
+ * chunk after enqueueing it) and must not keep the core waiting without a deadline: the
+ * `signal` aborts when the core gives up.
+ *
+ * @example A do-nothing wrapper (what the core uses when no encryption plugin is given)
+ * ```ts
+ * import type { Encryption } from "./types.ts";
+ * export const plaintextOnly: Encryption = {
+ *   name: "plaintext",
+ *   outgoingAttempts: ["plaintext"],
+ *   acceptsPlaintext: true,
+ *   outgoing: (raw) => Promise.resolve(raw),
+ *   incoming: () => Promise.reject(new Error("Encrypted connections are not accepted")),
+ * };
+ * ```
+ */
+export interface Encryption {
+  /** A short name, used in logs and error messages. */
+  readonly name: string;
+  /**
+   * How to dial a peer, in order: each entry is one fresh connection attempt, "encrypted"
+   * through {@linkcode Encryption.outgoing} or "plaintext" without it. `["encrypted",
+   * "plaintext"]` is "prefer encryption, fall back to plaintext".
+   */
+  readonly outgoingAttempts: readonly ("encrypted" | "plaintext")[];
+  /** Whether incoming connections that start with a plaintext BitTorrent handshake are accepted. */
+  readonly acceptsPlaintext: boolean;
+  /**
+   * Runs the encryption handshake on a connection we opened and returns the duplex to speak
+   * BitTorrent over (its first bytes out will be our BitTorrent handshake).
+   *
+   * @param raw The TCP connection.
+   * @param infoHash The torrent we are connecting for.
+   * @param signal Aborts the handshake.
+   */
+  outgoing(raw: Duplex, infoHash: Uint8Array, signal: AbortSignal): Promise<Duplex>;
+  /**
+   * Runs the encryption handshake on an accepted connection that did not start with a
+   * plaintext handshake. `raw.readable` still yields every byte the peer sent.
+   *
+   * @param raw The accepted connection.
+   * @param lookup Finds the torrent from its obfuscated info-hash.
+   * @param signal Aborts the handshake.
+   * @returns The duplex to speak BitTorrent over, and the torrent's info-hash.
+   */
+  incoming(
+    raw: Duplex,
+    lookup: InfoHashLookup,
+    signal: AbortSignal,
+  ): Promise<{ duplex: Duplex; infoHash: Uint8Array }>;
+}
