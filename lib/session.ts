@@ -6,7 +6,7 @@
  * @module
  */
 
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
@@ -14,7 +14,7 @@ import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
+import type { Encryption, LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
 
 /** Options for {@linkcode BaseSession}. */
 export interface BaseSessionOptions {
@@ -54,6 +54,11 @@ export interface BaseSessionOptions {
   downloadLimit?: number;
   /** Announce to trackers. @default {true} */
   trackers?: boolean;
+  /**
+   * Connection encryption plugin (e.g. MSE). Without one, connections are plaintext and
+   * encrypted incoming connections are refused. `mod.ts`'s `Session` fills in MSE.
+   */
+  encryption?: Encryption;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -100,6 +105,8 @@ export class BaseSession implements AsyncDisposable {
   readonly #perAddress = new Map<string, number>();
   readonly #buckets: { upload: TokenBucket; download: TokenBucket };
   #udp: UdpTrackerClient | null = null;
+  /** SHA-1("req2" + info-hash) → info-hash, for encrypted incoming handshakes. */
+  readonly #obfuscated = new Map<string, Uint8Array>();
   #closed = false;
 
   /**
@@ -202,10 +209,14 @@ export class BaseSession implements AsyncDisposable {
   async #incoming(duplex: ReturnType<typeof connDuplex>, address: string): Promise<void> {
     let torrent: Torrent | undefined;
     try {
-      const peer = await acceptPeer(duplex, (remote) => {
-        torrent = this.#torrents.get(hexOf(remote.infoHash));
-        if (torrent === undefined || !torrent.accepts(address)) return null;
-        return torrent.handshake();
+      const peer = await acceptPeer(duplex, {
+        answer: (remote) => {
+          torrent = this.#torrents.get(hexOf(remote.infoHash));
+          if (torrent === undefined || !torrent.accepts(address)) return null;
+          return torrent.handshake();
+        },
+        ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
+        lookup: (obfuscated) => this.#obfuscated.get(hexOf(obfuscated)),
       });
       torrent!.attach(address, peer);
     } catch (error) {
@@ -243,6 +254,7 @@ export class BaseSession implements AsyncDisposable {
         (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
       countConnection: (delta, address) => this.#count(delta, address),
       globalBuckets: this.#buckets,
+      ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
       ...(this.#options.trackers === false ? {} : {
         trackers: {
           udp: this.#udp ??= new UdpTrackerClient({ logger: this.logger }),
@@ -254,6 +266,8 @@ export class BaseSession implements AsyncDisposable {
       ...(options.downloadLimit ? { downloadLimit: options.downloadLimit } : {}),
     });
     this.#torrents.set(metainfo.infoHashHex, torrent);
+    const req2 = createHash("sha1").update("req2").update(metainfo.infoHash).digest();
+    this.#obfuscated.set(hexOf(req2), metainfo.infoHash);
     try {
       await torrent.start();
     } catch (error) {
@@ -299,6 +313,9 @@ export class BaseSession implements AsyncDisposable {
    */
   async remove(torrent: Torrent): Promise<void> {
     this.#torrents.delete(torrent.infoHash);
+    for (const [key, hash] of this.#obfuscated) {
+      if (hexOf(hash) === torrent.infoHash) this.#obfuscated.delete(key);
+    }
     await torrent.stop();
   }
 

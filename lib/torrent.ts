@@ -21,7 +21,7 @@ import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
-import type { Duplex, Metainfo, PieceSelector } from "./types.ts";
+import type { Duplex, Encryption, Metainfo, PieceSelector } from "./types.ts";
 import { reservedBits, supportsExtensions, supportsFast } from "./wire/handshake.ts";
 
 /** Where a torrent is in its life. */
@@ -144,6 +144,8 @@ export interface TorrentOptions {
   downloadLimit?: number;
   /** The session's global buckets, shared by every torrent. */
   globalBuckets?: { upload: TokenBucket; download: TokenBucket };
+  /** Connection encryption plugin; absent: plaintext only. */
+  encryption?: Encryption;
   /** Announce to the torrent's trackers (and these extra tiers) through this UDP client. Absent: no trackers. */
   trackers?: { udp: UdpTrackerClient; port: number; extraTiers?: readonly (readonly string[])[] };
 }
@@ -467,11 +469,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #dial(c: Candidate): void {
     this.#connecting.add(c.address);
     this.#options.countConnection?.(1, c.address);
-    dialPeer(c.address, {
-      handshake: this.handshake(),
-      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
-      signal: this.#abort.signal,
-    }).then(
+    this.#dialAttempts(c.address).then(
       (peer) => {
         this.#connecting.delete(c.address);
         this.#options.countConnection?.(-1, c.address);
@@ -490,6 +488,38 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         if (c.failures >= 8) this.#candidates.delete(c.address);
       },
     );
+  }
+
+  /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
+  async #dialAttempts(address: string): Promise<HandshakenPeer> {
+    const encryption = this.#options.encryption;
+    const attempts = encryption?.outgoingAttempts ?? ["plaintext"];
+    if (attempts.length === 0) {
+      throw new ShoalError("ENCRYPTION", `Encryption '${encryption?.name}' allows no connection`);
+    }
+    let last: unknown;
+    for (const attempt of attempts) {
+      try {
+        return await dialPeer(address, {
+          handshake: this.handshake(),
+          timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+          signal: this.#abort.signal,
+          ...(attempt === "encrypted" && encryption
+            ? {
+              wrap: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) =>
+                encryption.outgoing(raw, infoHash, signal),
+            }
+            : {}),
+        });
+      } catch (error) {
+        last = error;
+        if (this.#abort.signal.aborted) break;
+        this.#log.debug("swarm", `${attempt} connection failed: ${(error as Error).message}`, {
+          peer: address,
+        });
+      }
+    }
+    throw last;
   }
 
   /** The connection-facing side of the torrent. */

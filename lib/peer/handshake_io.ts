@@ -6,7 +6,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
-import type { Duplex } from "../types.ts";
+import type { Duplex, Encryption, InfoHashLookup } from "../types.ts";
 import { ByteReader } from "../wire/byte_reader.ts";
 import { byobReader } from "./connection.ts";
 import {
@@ -14,6 +14,7 @@ import {
   encodeHandshake,
   type Handshake,
   HANDSHAKE_LENGTH,
+  PROTOCOL,
   readHandshake,
 } from "../wire/handshake.ts";
 
@@ -130,38 +131,176 @@ export async function dialPeer(address: string, options: DialOptions): Promise<H
   }
 }
 
+/** Options for {@linkcode acceptPeer}. */
+export interface AcceptOptions {
+  /** Given the remote handshake, returns ours, or null to refuse (unknown torrent, no slot). */
+  answer: (remote: Handshake) => Handshake | null;
+  /** The encryption plugin; without one only plaintext handshakes are accepted. */
+  encryption?: Encryption;
+  /** Finds a torrent from an obfuscated info-hash (for encrypted handshakes). */
+  lookup?: InfoHashLookup;
+  /** Deadline for the whole exchange. @default {10_000} */
+  timeoutMs?: number;
+  /** Aborts the exchange. */
+  signal?: AbortSignal;
+}
+
 /**
- * Reads an incoming peer's handshake, lets the caller find the torrent, and answers.
+ * Answers an incoming connection. The first 20 bytes tell a plaintext BitTorrent handshake
+ * (byte 19, "BitTorrent protocol") from an encrypted one; an encrypted connection is handed,
+ * those bytes included, to the encryption plugin. Then the peer's handshake is read, the
+ * caller picks the torrent, and ours is sent back.
  *
  * @example
  * ```ts ignore
- * const peer = await acceptPeer(duplex, (infoHash) => session.handshakeFor(infoHash));
+ * const peer = await acceptPeer(duplex, { answer: (remote) => torrentFor(remote.infoHash)?.handshake() ?? null });
  * ```
  *
- * @param duplex The accepted connection.
- * @param answer Given the remote handshake, returns ours, or null to refuse (unknown torrent).
- * @param options Deadline.
+ * @param raw The accepted connection.
+ * @param options How to answer, encryption, deadline.
  * @returns The handshaken connection.
  */
-export async function acceptPeer(
-  duplex: Duplex,
-  answer: (remote: Handshake) => Handshake | null,
-  options: { timeoutMs?: number; signal?: AbortSignal } = {},
-): Promise<HandshakenPeer> {
-  const reader = new ByteReader(duplex.readable);
-  const remote = await readHandshake(reader, {
-    timeoutMs: options.timeoutMs ?? 10_000,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-  const ours = answer(remote);
-  if (ours === null) throw new ProtocolError("Peer asked for a torrent we do not have");
-  const writer = duplex.writable.getWriter();
-  await writer.write(encodeHandshake(ours));
-  writer.releaseLock();
+export async function acceptPeer(raw: Duplex, options: AcceptOptions): Promise<HandshakenPeer> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const deadline = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  try {
+    const source = exactReader(raw.readable);
+    const first = await abortable(
+      source.read(20),
+      signal,
+      () => {/* the connection is closed by the caller */},
+    );
+    let remote: Handshake;
+    let duplex: Duplex;
+    if (equalBytes(first, PROTOCOL_PREFIX)) {
+      if (options.encryption && !options.encryption.acceptsPlaintext) {
+        throw new ProtocolError(
+          `Refused a plaintext connection: encryption '${options.encryption.name}' requires it`,
+        );
+      }
+      const rest = await abortable(
+        source.read(HANDSHAKE_LENGTH - 20),
+        signal,
+        () => {/* closed by the caller */},
+      );
+      const whole = new Uint8Array(HANDSHAKE_LENGTH);
+      whole.set(first);
+      whole.set(rest, 20);
+      remote = decodeHandshake(whole);
+      duplex = { readable: source.rest(), writable: raw.writable, close: () => raw.close() };
+    } else {
+      const encryption = options.encryption;
+      if (encryption === undefined) {
+        throw new ProtocolError(
+          "Peer did not start with a BitTorrent handshake (encrypted connections are off)",
+        );
+      }
+      const replay = prepend(first, source.rest());
+      const wrapped = await encryption.incoming(
+        { readable: replay, writable: raw.writable, close: () => raw.close() },
+        options.lookup ?? (() => undefined),
+        signal,
+      );
+      const received = await receiveHandshake(wrapped.duplex.readable, { timeoutMs, signal });
+      remote = received.remote;
+      if (!equalBytes(remote.infoHash, wrapped.infoHash)) {
+        throw new ProtocolError(
+          "Encrypted peer's handshake names another torrent than its encryption handshake",
+        );
+      }
+      duplex = {
+        readable: received.readable,
+        writable: wrapped.duplex.writable,
+        close: () => wrapped.duplex.close(),
+      };
+    }
+    const ours = options.answer(remote);
+    if (ours === null) {
+      throw new ProtocolError("Peer asked for a torrent we do not have (or no slot is free)");
+    }
+    const writer = duplex.writable.getWriter();
+    await writer.write(encodeHandshake(ours));
+    writer.releaseLock();
+    return { remote, duplex };
+  } catch (error) {
+    if (deadline.aborted) throw new ProtocolError(`Incoming handshake timed out after ${timeoutMs} ms`);
+    throw error;
+  }
+}
+
+const PROTOCOL_PREFIX = PROTOCOL.subarray(0, 20);
+
+/**
+ * Reads exact byte counts from the start of a stream, then hands the rest on. On a byte
+ * stream it uses a BYOB reader, so it never reads past what was asked and `rest()` is the
+ * original stream (zero-copy reads stay possible); otherwise it buffers through a
+ * {@linkcode ByteReader}.
+ */
+function exactReader(stream: ReadableStream<Uint8Array>): {
+  read(n: number): Promise<Uint8Array>;
+  rest(): ReadableStream<Uint8Array>;
+} {
+  const byob = byobReader(stream);
+  if (byob === null) {
+    const reader = new ByteReader(stream);
+    return { read: async (n) => (await reader.readExactly(n)).slice(), rest: () => reader.rest() };
+  }
   return {
-    remote,
-    duplex: { readable: reader.rest(), writable: duplex.writable, close: () => duplex.close() },
+    async read(n: number): Promise<Uint8Array> {
+      let buffer = new ArrayBuffer(n);
+      let filled = 0;
+      while (filled < n) {
+        const { value, done } = await byob.read(new Uint8Array(buffer, filled, n - filled));
+        if (done || value === undefined) {
+          throw new ProtocolError(`Connection closed after ${filled} of ${n} bytes`);
+        }
+        filled += value.byteLength;
+        buffer = value.buffer as ArrayBuffer;
+      }
+      return new Uint8Array(buffer);
+    },
+    rest(): ReadableStream<Uint8Array> {
+      byob.releaseLock();
+      return stream;
+    },
   };
+}
+
+/**
+ * A stream that yields `head` and then everything from `tail` (the bytes an inbound
+ * connection's first read took, given back to the encryption plugin).
+ *
+ * @example
+ * ```ts
+ * import { prepend } from "./handshake_io.ts";
+ * const s = prepend(new Uint8Array([1]), ReadableStream.from([new Uint8Array([2, 3])]));
+ * for await (const chunk of s) console.log(chunk); // [1], then [2, 3]
+ * ```
+ *
+ * @param head Bytes to yield first.
+ * @param tail The rest.
+ * @returns The joined stream.
+ */
+export function prepend(head: Uint8Array, tail: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  let first = true;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (first) {
+        first = false;
+        controller.enqueue(head);
+        return;
+      }
+      reader ??= tail.getReader();
+      const { value, done } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel(reason) {
+      return reader ? reader.cancel(reason) : tail.cancel(reason);
+    },
+  });
 }
 
 /**

@@ -7,12 +7,19 @@
  * @module
  */
 
-import { type LineProcess, startCli } from "./_download_helpers.ts";
+import { join } from "node:path";
+import { LineProcess, REPO_ROOT } from "./_download_helpers.ts";
 
 /** Options of {@linkcode startSeedCli}. */
 export interface SeedCliOptions {
   /** More arguments after `seed <torrent> <data-dir>` (`--peer`, `--upload-slots`, ...). */
   args?: readonly string[];
+  /**
+   * Flags for `deno run` before the script (such as `--cpu-prof`).
+   *
+   * @default {[]}
+   */
+  denoFlags?: readonly string[];
   /**
    * Deadline for start-up and the data check.
    *
@@ -39,8 +46,8 @@ export interface SeedCli {
 }
 
 /**
- * Starts `deno run -A cli.ts seed <torrent> <dataDir> --bind 127.0.0.1 --log-level info -q`
- * plus `options.args`, and waits until it has checked its data (it prints "Data checked:
+ * Starts `deno run -A [denoFlags] cli.ts seed <torrent> <dataDir> --bind 127.0.0.1 --log-level info -q`
+ * plus `options.args` in the repository root, and waits until it has checked its data (it prints "Data checked:
  * all N pieces present") and listens. Stop it with {@linkcode SeedCli.interrupt} or
  * `process.stop()` in a `finally`.
  *
@@ -61,7 +68,11 @@ export async function startSeedCli(
   options: SeedCliOptions = {},
 ): Promise<SeedCli> {
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
-  const child = startCli([
+  const child = new LineProcess("shoal seed", Deno.execPath(), [
+    "run",
+    "-A",
+    ...(options.denoFlags ?? []),
+    join(REPO_ROOT, "cli.ts"),
     "seed",
     torrentPath,
     dataDir,
@@ -71,7 +82,7 @@ export async function startSeedCli(
     "info",
     "-q",
     ...(options.args ?? []),
-  ]);
+  ], REPO_ROOT);
   try {
     const listening = await child.waitForLine(
       (l) => /^Listening on port \d+/.test(l),
