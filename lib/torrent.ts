@@ -604,6 +604,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     for (const id of new Set(done.contributors)) this.#failures.set(id, (this.#failures.get(id) ?? 0) - 1);
     this.#picker.pieceVerified(done);
     this.#dirty = true;
+    this.#log.debug("storage", "Piece verified", { piece, peers: [...new Set(done.contributors)].join(",") });
     this.#emit("piece-verified", { piece });
     for (const p of this.#peers.values()) if (!p.has(piece)) p.sendHave(piece);
     if (this.#have.isComplete()) {

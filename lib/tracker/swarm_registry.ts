@@ -9,6 +9,7 @@
  */
 
 import type { Logger } from "../log.ts";
+import { formatIp, parseIp } from "./compact.ts";
 
 /** Length of an info-hash and of a peer id, in bytes. */
 export const ID_LENGTH = 20;
@@ -23,114 +24,12 @@ export interface PeerAddress {
   readonly family: 4 | 6;
 }
 
-/**
- * Parses an IPv4 or IPv6 address (brackets and a `%zone` suffix allowed).
- *
- * @example
- * ```ts
- * import { parseIp } from "./swarm_registry.ts";
- * console.log(parseIp("127.0.0.1")); // Uint8Array(4) [127, 0, 0, 1]
- * console.log(parseIp("::1")?.length); // 16
- * console.log(parseIp("not an address")); // undefined
- * ```
- *
- * @param text The address.
- * @returns Its 4 or 16 bytes, or `undefined` when it is not an address.
- */
-export function parseIp(text: string): Uint8Array | undefined {
-  let s = text;
-  if (s.startsWith("[") && s.endsWith("]")) s = s.slice(1, -1);
+/** Strips IPv6 brackets and a zone id ("[fe80::1%eth0]" → "fe80::1"). */
+function unbracket(text: string): string {
+  let s = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
   const zone = s.indexOf("%");
   if (zone >= 0) s = s.slice(0, zone);
-  if (!s.includes(":")) return parseIpv4(s);
-  return parseIpv6(s);
-}
-
-function parseIpv4(s: string): Uint8Array | undefined {
-  const parts = s.split(".");
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!/^\d{1,3}$/.test(part)) return undefined;
-    const n = Number(part);
-    if (n > 255) return undefined;
-    out[i] = n;
-  }
-  return out;
-}
-
-function parseIpv6(s: string): Uint8Array | undefined {
-  if (s.length > 45) return undefined;
-  const halves = s.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (half: string): number[] | undefined => {
-    if (half === "") return [];
-    const out: number[] = [];
-    const parts = half.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseIpv4(part);
-        if (v4 === undefined) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(part)) return undefined;
-        out.push(parseInt(part, 16));
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = all[i]! >> 8;
-    out[2 * i + 1] = all[i]! & 0xff;
-  }
-  return out;
-}
-
-/**
- * Formats 4 or 16 address bytes as text (IPv6 in the compressed form of RFC 5952).
- *
- * @example
- * ```ts
- * import { formatIp } from "./swarm_registry.ts";
- * console.log(formatIp(new Uint8Array([10, 0, 0, 1]))); // "10.0.0.1"
- * console.log(formatIp(new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]))); // "::1"
- * ```
- *
- * @param bytes The address.
- * @returns Its text form.
- */
-export function formatIp(bytes: Uint8Array): string {
-  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  // The longest run of two or more zero groups becomes "::" (the first one on a tie).
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = (from: number, to: number) => groups.slice(from, to).map((g) => g.toString(16)).join(":");
-  if (bestStart < 0) return hex(0, 8);
-  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+  return s;
 }
 
 /**
@@ -148,7 +47,7 @@ export function formatIp(bytes: Uint8Array): string {
  * @returns The normalised address, or `undefined` when it cannot be parsed.
  */
 export function normalizeAddress(hostname: string): PeerAddress | undefined {
-  const bytes = parseIp(hostname);
+  const bytes = parseIp(unbracket(hostname)) ?? undefined;
   if (bytes === undefined) return undefined;
   if (bytes.length === 16 && isV4Mapped(bytes)) {
     const v4 = bytes.slice(12);

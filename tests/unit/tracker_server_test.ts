@@ -5,13 +5,8 @@ import { Logger } from "../../lib/log.ts";
 import type { LogRecord } from "../../lib/types.ts";
 import { TrackerServer, type TrackerServerOptions } from "../../lib/tracker/server.ts";
 import { DEFAULT_HTTP_LIMITS, handleHttpRequest } from "../../lib/tracker/server_http.ts";
-import {
-  formatIp,
-  normalizeAddress,
-  parseIp,
-  SwarmRegistry,
-  type TrackerContext,
-} from "../../lib/tracker/swarm_registry.ts";
+import { normalizeAddress, SwarmRegistry, type TrackerContext } from "../../lib/tracker/swarm_registry.ts";
+import { formatIp, parseIp } from "../../lib/tracker/compact.ts";
 import { readAllowList, trackerCommand } from "../../cli/tracker.ts";
 
 // ---------------------------------------------------------------------------
@@ -284,15 +279,15 @@ function assertUdpError(reply: Uint8Array, transaction: number, message: RegExp)
 
 Deno.test("parseIp() and formatIp() handle IPv4, IPv6, mapped and invalid addresses", () => {
   assert.deepEqual(parseIp("10.1.2.3"), new Uint8Array([10, 1, 2, 3]));
-  assert.equal(parseIp("256.1.1.1"), undefined);
-  assert.equal(parseIp("1.2.3"), undefined);
-  assert.equal(parseIp("1::2::3"), undefined);
-  assert.equal(parseIp("12345::"), undefined);
-  assert.equal(parseIp("1:2:3:4:5:6:7:8:9"), undefined);
+  assert.equal(parseIp("256.1.1.1"), null);
+  assert.equal(parseIp("1.2.3"), null);
+  assert.equal(parseIp("1::2::3"), null);
+  assert.equal(parseIp("12345::"), null);
+  assert.equal(parseIp("1:2:3:4:5:6:7:8:9"), null);
   assert.equal(formatIp(parseIp("2001:db8:0:0:1:0:0:1")!), "2001:db8::1:0:0:1");
-  assert.equal(formatIp(parseIp("[fe80::1%eth0]")!), "fe80::1");
   assert.equal(formatIp(parseIp("::")!), "::");
   assert.equal(formatIp(parseIp("1:2:3:4:5:6:7:8")!), "1:2:3:4:5:6:7:8");
+  assert.equal(normalizeAddress("[fe80::1%eth0]")?.ip, "fe80::1");
   assert.deepEqual(normalizeAddress("::ffff:192.0.2.7"), {
     ip: "192.0.2.7",
     bytes: new Uint8Array([192, 0, 2, 7]),
