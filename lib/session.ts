@@ -254,6 +254,7 @@ export class BaseSession implements AsyncDisposable {
         (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
       countConnection: (delta, address) => this.#count(delta, address),
       globalBuckets: this.#buckets,
+      listenPort: this.port,
       ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
       ...(this.#options.trackers === false ? {} : {
         trackers: {

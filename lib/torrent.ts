@@ -21,7 +21,7 @@ import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
-import type { Duplex, Encryption, Metainfo, PieceSelector } from "./types.ts";
+import type { Duplex, Encryption, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
 import { reservedBits, supportsExtensions, supportsFast } from "./wire/handshake.ts";
 
 /** Where a torrent is in its life. */
@@ -146,6 +146,10 @@ export interface TorrentOptions {
   globalBuckets?: { upload: TokenBucket; download: TokenBucket };
   /** Connection encryption plugin; absent: plaintext only. */
   encryption?: Encryption;
+  /** BEP 10 extensions offered to peers (besides the core's own). */
+  extensions?: readonly PeerExtension[];
+  /** Our listening port, advertised in the extended handshake. */
+  listenPort?: number;
   /** Announce to the torrent's trackers (and these extra tiers) through this UDP client. Absent: no trackers. */
   trackers?: { udp: UdpTrackerClient; port: number; extraTiers?: readonly (readonly string[])[] };
 }
@@ -222,6 +226,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #startedAt = 0;
   #announcer: Announcer | null = null;
   #neededDownload = false;
+  readonly #extensions: PeerExtension[];
   readonly #upBucket: TokenBucket;
   readonly #downBucket: TokenBucket;
   readonly #upLimiter: RateLimiter;
@@ -243,6 +248,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#log = options.logger.child({ torrent: metainfo.infoHashHex.slice(0, 12) });
     this.#have = new Bitfield(metainfo.pieceCount);
     this.#host = this.#makeHost();
+    this.#extensions = [...(options.extensions ?? [])];
     this.#upBucket = new TokenBucket({ rate: options.uploadLimit ?? 0 });
     this.#downBucket = new TokenBucket({ rate: options.downloadLimit ?? 0 });
     const global = options.globalBuckets;
@@ -442,6 +448,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       extensions: supportsExtensions(remote.reserved),
       uploadLimiter: this.#upLimiter,
       downloadLimiter: this.#downLimiter,
+      extensionProtocol: {
+        extensions: this.#extensions,
+        ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
+        onFault: (extension, error) =>
+          this.#log.warn("plugin", `Extension '${extension.name}' failed: ${(error as Error).message}`, {
+            plugin: extension.name,
+            peer: address,
+          }),
+      },
     });
     this.#peers.set(address, conn);
     this.#options.countConnection?.(1, address);

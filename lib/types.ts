@@ -216,3 +216,55 @@ export interface Encryption {
     signal: AbortSignal,
   ): Promise<{ duplex: Duplex; infoHash: Uint8Array }>;
 }
+
+/** One connected peer as a {@linkcode PeerExtension} sees it. */
+export interface ExtensionPeer {
+  /** "host:port" of the peer. */
+  readonly id: string;
+  /**
+   * The peer's BEP 10 extended handshake, decoded: keys are binary strings, byte strings are
+   * `Uint8Array`, integers `number`. Empty until it arrives.
+   */
+  readonly handshake: ReadonlyMap<string, unknown>;
+  /** Whether the peer announced this extension in its handshake. */
+  readonly supported: boolean;
+  /**
+   * Sends one message of this extension.
+   *
+   * @returns False (and sends nothing) when the peer does not support the extension.
+   */
+  send(payload: Uint8Array): boolean;
+  /** Drops the peer, with a reason for the log. */
+  close(reason: string): void;
+}
+
+/**
+ * A BEP 10 extension message handler, such as ut_metadata (BEP 9) or ut_pex (BEP 11). The
+ * core's own extensions are written against this interface, as a user's would be. Handlers
+ * run synchronously inside the connection's read loop: a handler that throws drops that
+ * peer (and is logged as a plugin fault), nothing else.
+ *
+ * @example An extension that counts the messages it receives
+ * ```ts
+ * import type { PeerExtension } from "./types.ts";
+ * let count = 0;
+ * export const counter: PeerExtension = {
+ *   name: "x_counter",
+ *   onMessage() {
+ *     count++;
+ *   },
+ * };
+ * ```
+ */
+export interface PeerExtension {
+  /** The extension's name in the `m` dictionary, e.g. "ut_metadata". */
+  readonly name: string;
+  /** Extra entries for our extended handshake (e.g. `metadata_size`). */
+  handshakeFields?(): Record<string, number | string | Uint8Array>;
+  /** The peer's extended handshake arrived (also when it does not support this extension). */
+  onHandshake?(peer: ExtensionPeer): void;
+  /** A message of this extension arrived. The payload is only valid during the call: copy what you keep. */
+  onMessage(peer: ExtensionPeer, payload: Uint8Array): void;
+  /** The peer went away. */
+  onClose?(peer: ExtensionPeer): void;
+}

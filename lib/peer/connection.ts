@@ -14,6 +14,7 @@ import { encodedLength, encodeMessageInto, type Message } from "../wire/messages
 import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
+import { ExtensionProtocol, type ExtensionProtocolOptions } from "./extension_protocol.ts";
 
 /** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
@@ -72,6 +73,8 @@ export interface PeerConnectionOptions {
   uploadLimiter?: RateLimiter;
   /** Paces what we read from the peer (per torrent, then global). @default unlimited */
   downloadLimiter?: RateLimiter;
+  /** BEP 10 extensions offered to the peer (used when both sides set the extension bit). */
+  extensionProtocol?: ExtensionProtocolOptions;
 }
 
 const READ_BUFFER_SIZE = 256 * 1024;
@@ -87,6 +90,12 @@ export function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBY
     if (error instanceof TypeError) return null; // not a byte stream: the caller reads chunks instead
     throw error;
   }
+}
+
+function hostOf(address: string): string {
+  return address.startsWith("[")
+    ? address.slice(1, address.indexOf("]"))
+    : address.slice(0, address.lastIndexOf(":"));
 }
 
 const key = (piece: number, begin: number): number => piece * 65536 + begin / BLOCK_SIZE;
@@ -159,6 +168,8 @@ export class PeerConnection implements PickerPeer {
   #outBytes = 0;
   #flushing: Promise<void> | null = null;
   #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
+  /** BEP 10 state, when both sides support it. */
+  readonly #ext: ExtensionProtocol | null;
   /** Aborted at close: cancels waits on the rate limiters. */
   readonly #abort = new AbortController();
 
@@ -183,6 +194,13 @@ export class PeerConnection implements PickerPeer {
     this.#lastSent = now;
     this.#lastBlock = now;
     this.#writer = duplex.writable.getWriter();
+    this.#ext = options.extensions && options.extensionProtocol
+      ? new ExtensionProtocol({
+        id: options.id,
+        sendExtended: (id, payload) => this.#send({ type: "extended", id, payload }),
+        close: (error) => this.close(error),
+      }, options.extensionProtocol)
+      : null;
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
   }
 
@@ -216,6 +234,11 @@ export class PeerConnection implements PickerPeer {
     return this.#snubbed;
   }
 
+  /** The BEP 10 state (null when the peer does not speak the extension protocol). */
+  get extensionProtocol(): ExtensionProtocol | null {
+    return this.#ext;
+  }
+
   /** True once closed. */
   get closed(): boolean {
     return this.#closed;
@@ -238,6 +261,7 @@ export class PeerConnection implements PickerPeer {
     if (this.fast && count === 0) this.#send({ type: "have_none" });
     else if (this.fast && have.isComplete()) this.#send({ type: "have_all" });
     else if (count > 0) this.#send({ type: "bitfield", bits: have.toBytes() });
+    this.#ext?.sendHandshake(hostOf(this.id));
     this.#readLoop().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -364,8 +388,10 @@ export class PeerConnection implements PickerPeer {
           throw new ProtocolError(`Peer sent ${m.type} for piece ${m.piece} out of range`);
         }
         return;
-      case "port":
       case "extended":
+        this.#ext?.receive(m.id, m.payload);
+        return;
+      case "port":
       case "unknown":
         return;
     }
@@ -604,6 +630,7 @@ export class PeerConnection implements PickerPeer {
     this.#releaseAll();
     this.#closed = true;
     this.#abort.abort(new ProtocolError("Connection closed"));
+    this.#ext?.closed();
     this.#incoming.length = 0;
     this.#reader?.cancel().catch(() => {/* the stream is already broken: nothing more to read */});
     this.#duplex.close();
