@@ -27,6 +27,10 @@ export * from "./lib/bitfield.ts";
 export * from "./lib/metainfo.ts";
 export * from "./lib/safe_path.ts";
 export * from "./lib/magnet.ts";
+export * from "./lib/magnet_source.ts";
+export * from "./lib/metadata_fetch.ts";
+export * from "./lib/file_priority.ts";
+export * from "./lib/peer/ut_metadata.ts";
 export * from "./lib/create.ts";
 export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
@@ -49,6 +53,8 @@ export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
 export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";
 export * from "./plugins/selection/sequential.ts";
+export * from "./plugins/logging/pretty.ts";
+export * from "./plugins/logging/jsonl.ts";
 
 /** Options for {@linkcode Session}: those of {@linkcode BaseSession}, with the selector optional. */
 export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {

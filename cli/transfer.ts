@@ -9,8 +9,10 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  isMagnetLink,
   type LogLevel,
-  type LogRecord,
+  type LogSink,
+  type MagnetLink,
   type Metainfo,
   type PieceSelector,
   PluginError,
@@ -20,11 +22,13 @@ import {
   type Torrent,
   type TorrentStats,
 } from "../mod.ts";
+import { jsonlSink, prettySink } from "../mod.ts";
 import {
   type CliIO,
   EXIT_OK,
   formatBytes,
   parseSize,
+  printable,
   ProgressLine,
   UsageError,
   writeText,
@@ -40,6 +44,7 @@ export const TRANSFER_OPTIONS = {
   "upload-slots": { type: "string" },
   "up-limit": { type: "string" },
   "down-limit": { type: "string" },
+  log: { type: "string", multiple: true },
   "log-level": { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -55,8 +60,13 @@ export const TRANSFER_HELP = `      --port N            Listening port (default:
       --upload-slots N    Peers we upload to at once, one of them optimistic (default: 8)
       --up-limit RATE     Upload limit in bytes per second, like 500k or 2m (default: none)
       --down-limit RATE   Download limit in bytes per second (default: none)
-      --log-level LEVEL   Print log records at this level and above: debug, info, warn,
-                          error (default: warn)
+      --log SINK          Where log records go; repeatable. "pretty": one line each on
+                          stderr, with the time; "jsonl:PATH": one JSON object per line,
+                          appended to PATH ("jsonl:-" for stdout); or a path to a module
+                          exporting a LogSink (e.g. ./my_sink.ts). Without --log, records
+                          print on stderr as "LEVEL category: message (fields)"
+      --log-level LEVEL   Log records at this level and above: debug, info, warn, error
+                          (default: warn)
   -q, --quiet             No progress display
   -h, --help              Show this help`;
 
@@ -74,8 +84,10 @@ export interface TransferSettings {
   maxPeers: number;
   /** Upload slots. */
   uploadSlots: number;
-  /** Log level for stderr. */
+  /** Lowest level of the records logged. */
   level: LogLevel;
+  /** Where log records go (`--log`); without any, the stderr lines of {@linkcode DEFAULT_LOG}. */
+  logs: LogTarget[];
   /** Upload limit, bytes per second (0: none). */
   upLimit: number;
   /** Download limit, bytes per second (0: none). */
@@ -104,6 +116,7 @@ export function transferSettings(
     "upload-slots"?: string | undefined;
     "up-limit"?: string | undefined;
     "down-limit"?: string | undefined;
+    log?: string[] | undefined;
     "log-level"?: string | undefined;
     quiet?: boolean | undefined;
   },
@@ -124,6 +137,9 @@ export function transferSettings(
       ? 8
       : parseIntOption(command, "--upload-slots", values["upload-slots"], 1, 1000),
     level,
+    logs: values.log === undefined || values.log.length === 0
+      ? [DEFAULT_LOG]
+      : values.log.map((spec) => parseLogTarget(command, spec)),
     upLimit: values["up-limit"] === undefined ? 0 : parseRate(command, "--up-limit", values["up-limit"]),
     downLimit: values["down-limit"] === undefined
       ? 0
@@ -146,8 +162,10 @@ export interface SeedGoal {
 export interface TransferPlan {
   /** Command name, for messages. */
   command: string;
-  /** The torrent. */
-  metainfo: Metainfo;
+  /** The torrent, or a magnet link whose metadata is fetched from peers first. */
+  metainfo: Metainfo | MagnetLink;
+  /** Download only these files (indices as `info` numbers them). @default a magnet's `so`, else all */
+  selectFiles?: readonly number[];
   /** Folder holding (or receiving) the torrent's files. */
   dir: string;
   /** Shared settings. */
@@ -174,29 +192,28 @@ export interface TransferPlan {
  * @returns The exit code: 0 when every piece is verified, 130 when interrupted.
  */
 export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number> {
-  const { metainfo, settings } = plan;
+  const { settings } = plan;
+  let metainfo = plan.metainfo;
   const progress = settings.quiet ? null : new ProgressLine(io);
-  let logChain = Promise.resolve();
-  const sink = (record: LogRecord) => {
-    const fields = Object.entries(record.fields).map(([k, v]) => `${k}=${v}`).join(" ");
-    const line = `${record.level.toUpperCase()} ${record.category}: ${record.message}${
-      fields ? ` (${fields})` : ""
-    }`;
-    const text = (io.isTerminal && progress ? "\r\x1b[K" : "") + line + "\n";
-    logChain = logChain.then(() => writeText(io.stderr, text));
-  };
-  const session = new Session({
-    downloadDir: plan.dir,
-    port: settings.port,
-    ...(settings.bind !== undefined ? { hostname: settings.bind } : {}),
-    ...(plan.selector ? { selector: plan.selector } : {}),
-    maxPeersPerTorrent: settings.maxPeers,
-    uploadSlots: settings.uploadSlots,
-    uploadLimit: settings.upLimit,
-    downloadLimit: settings.downLimit,
-    logSinks: [sink],
-    logLevel: settings.level,
-  });
+  const logs = await openLogSinks(settings.logs, io, { clearLine: io.isTerminal && progress !== null });
+  let session: Session;
+  try {
+    session = new Session({
+      downloadDir: plan.dir,
+      port: settings.port,
+      ...(settings.bind !== undefined ? { hostname: settings.bind } : {}),
+      ...(plan.selector ? { selector: plan.selector } : {}),
+      maxPeersPerTorrent: settings.maxPeers,
+      uploadSlots: settings.uploadSlots,
+      uploadLimit: settings.upLimit,
+      downloadLimit: settings.downLimit,
+      logSinks: logs.sinks,
+      logLevel: settings.level,
+    });
+  } catch (error) {
+    await logs.close();
+    throw error;
+  }
   let torrent: Torrent | undefined;
   const stopped = new Promise<"interrupted">((resolveStop) => {
     if (io.signal?.aborted) resolveStop("interrupted");
@@ -205,15 +222,32 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
   try {
     if (io.signal?.aborted) return 130;
     const verb = plan.command === "download" ? "Downloading" : "Seeding";
+    const header = (m: Metainfo) =>
+      `${verb} ${m.name} (${formatBytes(m.totalLength)}, ${m.pieceCount} pieces) ` +
+      `${plan.command === "download" ? "into" : "from"} ${plan.dir}\n`;
+    const magnet = isMagnetLink(metainfo) ? metainfo : null;
     await writeText(
       io.stderr,
-      `${verb} ${metainfo.name} (${formatBytes(metainfo.totalLength)}, ${metainfo.pieceCount} pieces) ` +
-        `${plan.command === "download" ? "into" : "from"} ${plan.dir}\n`,
+      magnet === null
+        ? header(metainfo as Metainfo)
+        : `Fetching metadata for ${
+          magnet.name === undefined ? magnet.infoHashHex : `${printable(magnet.name)} (${magnet.infoHashHex})`
+        } from peers\n`,
     );
-    torrent = await session.add(metainfo, {
-      peers: settings.peers,
-      ...(settings.trackers.length > 0 ? { trackers: settings.trackers } : {}),
-    });
+    try {
+      torrent = await session.add(metainfo, {
+        peers: settings.peers,
+        ...(settings.trackers.length > 0 ? { trackers: settings.trackers } : {}),
+        ...(plan.selectFiles ? { selectFiles: plan.selectFiles } : {}),
+        ...(io.signal ? { signal: io.signal } : {}),
+      });
+    } catch (error) {
+      if (magnet === null || !io.signal?.aborted) throw error;
+      await writeText(io.stderr, "Interrupted while fetching metadata\n");
+      return 130;
+    }
+    metainfo = torrent.metainfo;
+    if (magnet !== null) await writeText(io.stderr, header(metainfo));
     await writeText(io.stderr, `Listening on port ${session.port}\n`);
     await plan.onStarted?.(torrent, session);
     torrent.addEventListener(
@@ -225,7 +259,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       await progress?.done(statusLine(torrent.stats()));
       await writeText(
         io.stderr,
-        `Interrupted with ${torrent.have.count()}/${metainfo.pieceCount} pieces: resume data saved\n`,
+        `Interrupted with ${torrent.have.count()}/${torrent.metainfo.pieceCount} pieces: resume data saved\n`,
       );
       return 130;
     }
@@ -235,7 +269,10 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       io.stderr,
       stats.downloaded === 0 && plan.command !== "download"
         ? `Data checked: all ${stats.pieceCount} pieces present\n`
-        : `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified, ` +
+        : (stats.wantedPieces < stats.pieceCount
+          ? `Complete: ${stats.wantedPieces}/${stats.wantedPieces} wanted pieces verified ` +
+            `(${stats.completedPieces}/${stats.pieceCount} in all), `
+          : `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified, `) +
           `${formatBytes(stats.downloaded)} downloaded this run in ${stats.activeSeconds.toFixed(2)} s` +
           (stats.failedPieces > 0 ? ` (${stats.failedPieces} failed checks, fetched again)` : "") + "\n",
     );
@@ -246,7 +283,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       await writeText(
         io.stderr,
         `Stopped seeding (${why}): uploaded ${formatBytes(after.uploaded)}, ratio ${
-          (after.uploaded / Math.max(1, metainfo.totalLength)).toFixed(2)
+          (after.uploaded / Math.max(1, torrent.metainfo.totalLength)).toFixed(2)
         }\n`,
       );
     }
@@ -257,7 +294,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
   } finally {
     const report = torrent ? trackerReport(torrent) : "";
     await session.close();
-    await logChain;
+    await logs.close();
     if (report !== "" && settings.level !== "error") await writeText(io.stderr, report);
   }
 }
@@ -297,7 +334,7 @@ function statusLine(s: TorrentStats, torrent?: Torrent): string {
   const trackers = torrent?.trackers() ?? [];
   const working = trackers.filter((t) => t.state === "working").length;
   return `${s.percent.toFixed(1).padStart(5)}%  ${formatBytes(s.completedBytes)}/${
-    formatBytes(s.totalBytes)
+    formatBytes(s.wantedBytes)
   }  ` +
     `down ${formatBytes(s.downloadRate)}/s  up ${formatBytes(s.uploadRate)}/s  peers ${s.peers}` +
     (trackers.length > 0 ? `  trackers ${working}/${trackers.length}` : "") +
@@ -468,4 +505,260 @@ export async function loadSelector(spec: string, cwd: string): Promise<PieceSele
 function isSelector(value: unknown): value is PieceSelector {
   return typeof value === "object" && value !== null && typeof (value as PieceSelector).name === "string" &&
     typeof (value as PieceSelector).select === "function";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log sinks: --log pretty | jsonl:PATH | ./my_sink.ts
+
+/** One `--log` value, parsed. */
+export type LogTarget =
+  | {
+    /** Human lines on stderr ({@linkcode prettySink}). */
+    readonly kind: "pretty";
+    /** Show the time of day in front of each line. */
+    readonly timestamps: boolean;
+  }
+  | {
+    /** JSON Lines ({@linkcode jsonlSink}). */
+    readonly kind: "jsonl";
+    /** File to append to, or "-" for stdout. */
+    readonly path: string;
+  }
+  | {
+    /** A user module exporting a {@linkcode LogSink}. */
+    readonly kind: "module";
+    /** Its path, as given. */
+    readonly path: string;
+  };
+
+/**
+ * Where records go without `--log`: stderr lines without timestamps, the format shoal has
+ * always printed (`INFO peer: Peer connected (peer=...)`), which scripts may be reading.
+ */
+export const DEFAULT_LOG: LogTarget = { kind: "pretty", timestamps: false };
+
+/**
+ * Parses one `--log` value.
+ *
+ * @example
+ * ```ts ignore
+ * parseLogTarget("download", "jsonl:./log.jsonl"); // { kind: "jsonl", path: "./log.jsonl" }
+ * ```
+ *
+ * @param command Command name, for errors.
+ * @param spec `pretty`, `jsonl:PATH`, `jsonl:-`, or a module path.
+ * @returns The target.
+ * @throws {UsageError} for anything else.
+ */
+export function parseLogTarget(command: string, spec: string): LogTarget {
+  if (spec === "pretty") return { kind: "pretty", timestamps: true };
+  if (spec === "jsonl" || spec.startsWith("jsonl:")) {
+    const path = spec.slice("jsonl:".length);
+    if (path === "") {
+      throw new UsageError(
+        command,
+        `Invalid --log: ${spec} (give a file: jsonl:PATH, or jsonl:- for stdout)`,
+      );
+    }
+    return { kind: "jsonl", path };
+  }
+  if (isModulePath(spec)) return { kind: "module", path: spec };
+  throw new UsageError(command, `Unknown --log: ${spec} (pretty, jsonl:PATH, or a path like ./my_sink.ts)`);
+}
+
+function isModulePath(spec: string): boolean {
+  return spec.includes("/") || spec.includes("\\") || /\.(ts|js|mts|mjs)$/.test(spec);
+}
+
+/** Options for {@linkcode openLogSinks}. */
+export interface OpenLogSinksOptions {
+  /** Erase the progress line (`\r\x1b[K`) before each stderr line. @default {false} */
+  clearLine?: boolean;
+}
+
+/** The sinks of a run, and how to finish them. */
+export interface OpenedLogSinks {
+  /** For the session's logger. */
+  readonly sinks: LogSink[];
+  /** Waits for queued output, then closes every sink that can be closed. Never throws. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the sinks `--log` asked for. Text for stderr and stdout goes through `io` (after the
+ * writes queued before it), so it interleaves cleanly with the progress line. A module sink
+ * is wrapped so that an exception, or a rejected promise from an async sink, names the module
+ * and removes only that sink.
+ *
+ * @example
+ * ```ts ignore
+ * const logs = await openLogSinks([{ kind: "jsonl", path: "log.jsonl" }], io);
+ * // new Session({ ..., logSinks: logs.sinks }) ... then
+ * await logs.close();
+ * ```
+ *
+ * @param targets What `--log` asked for.
+ * @param io Where stderr and stdout are; `io.cwd` for relative paths.
+ * @param options Progress line handling.
+ * @returns The sinks.
+ * @throws {PluginError} when a file cannot be opened or a module gives no sink (sinks already
+ * opened are closed first).
+ */
+export async function openLogSinks(
+  targets: readonly LogTarget[],
+  io: CliIO,
+  options: OpenLogSinksOptions = {},
+): Promise<OpenedLogSinks> {
+  const cwd = io.cwd ?? Deno.cwd();
+  const sinks: LogSink[] = [];
+  const closers: { name: string; close: () => unknown }[] = [];
+  let chain = Promise.resolve();
+  const queue = (stream: WritableStream<Uint8Array>, text: string) => {
+    chain = chain.then(() => writeText(stream, text)).catch(() => {/* output gone: nothing to tell */});
+  };
+  const close = async () => {
+    await chain;
+    for (const { name, close } of closers.splice(0)) {
+      try {
+        await close();
+      } catch (error) {
+        await writeText(io.stderr, `warning: Log sink '${name}' failed to close: ${describe(error)}\n`)
+          .catch(() => {/* stderr gone */});
+      }
+    }
+    await chain;
+  };
+  try {
+    for (const target of targets) {
+      if (target.kind === "pretty") {
+        const clear = options.clearLine === true ? "\r\x1b[K" : "";
+        sinks.push(prettySink({
+          write: (text) => queue(io.stderr, clear + text),
+          color: io.isTerminal && !Deno.noColor,
+          timestamp: target.timestamps ? "time" : "none",
+        }));
+      } else if (target.kind === "jsonl") {
+        const name = `jsonl:${target.path}`;
+        let sink;
+        try {
+          sink = target.path === "-"
+            ? jsonlSink({ write: (line) => queue(io.stdout, line) })
+            : jsonlSink(resolve(cwd, target.path));
+        } catch (error) {
+          throw new PluginError(name, `cannot open the log file: ${describe(error)}`, { cause: error });
+        }
+        sinks.push(sink);
+        closers.push({ name, close: () => sink.close() });
+      } else {
+        const loaded = await loadLogSink(target.path, cwd);
+        sinks.push(containSink(target.path, loaded.sink, (text) => queue(io.stderr, text)));
+        if (loaded.close) closers.push({ name: target.path, close: loaded.close });
+      }
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { sinks, close };
+}
+
+/** What {@linkcode loadLogSink} found in a module. */
+export interface LoadedLogSink {
+  /** The sink. */
+  readonly sink: LogSink;
+  /** Its `close()`, `Symbol.asyncDispose` or `Symbol.dispose`, bound, if it has one. */
+  readonly close?: () => unknown;
+}
+
+/**
+ * Loads a user's log sink module. A sink is a function of one argument (the record). The
+ * export named `sink` is tried first, then the default export, then every other export;
+ * failing a function of one argument, a function of none is called as a factory (and awaited)
+ * and must return one.
+ *
+ * @example
+ * ```ts ignore
+ * const { sink, close } = await loadLogSink("./fixtures/plugins/counting_sink.ts", Deno.cwd());
+ * ```
+ *
+ * @param spec The module path, as given on the command line.
+ * @param cwd Folder a relative path is resolved against.
+ * @returns The sink, and how to close it.
+ * @throws {PluginError} naming the module, when it cannot be loaded, its factory throws, or it
+ * exports no sink.
+ */
+export async function loadLogSink(spec: string, cwd: string): Promise<LoadedLogSink> {
+  const url = pathToFileURL(resolve(cwd, spec)).href;
+  let module: Record<string, unknown>;
+  try {
+    module = await import(url);
+  } catch (error) {
+    throw new PluginError(spec, `cannot load the module: ${describe(error)}`, { cause: error });
+  }
+  const candidates = [module.sink, module.default, ...Object.values(module)].filter(
+    (value): value is (...args: unknown[]) => unknown => typeof value === "function" && !isClass(value),
+  );
+  let sink = candidates.find((fn) => fn.length === 1);
+  if (sink === undefined) {
+    const factory = candidates.find((fn) => fn.length === 0);
+    if (factory !== undefined) {
+      let made: unknown;
+      try {
+        made = await factory();
+      } catch (error) {
+        throw new PluginError(spec, `its factory threw: ${describe(error)}`, { cause: error });
+      }
+      if (typeof made === "function") sink = made as (...args: unknown[]) => unknown;
+    }
+  }
+  if (sink === undefined) {
+    throw new PluginError(
+      spec,
+      "the module exports no LogSink (a function taking a log record, or a factory returning one)",
+    );
+  }
+  const owner = sink as unknown as Partial<
+    Record<"close" | typeof Symbol.asyncDispose | typeof Symbol.dispose, unknown>
+  >;
+  const method = [owner.close, owner[Symbol.asyncDispose], owner[Symbol.dispose]].find((m) =>
+    typeof m === "function"
+  ) as ((this: unknown) => unknown) | undefined;
+  const found = sink;
+  return { sink: found as LogSink, ...(method ? { close: () => method.call(found) } : {}) };
+}
+
+/**
+ * Wraps a user's sink: an exception is rethrown as a {@linkcode PluginError} naming it (the
+ * logger then removes the sink and reports that), and a rejected promise from an async sink
+ * turns the sink off and is reported on stderr instead of crashing the process.
+ */
+function containSink(name: string, sink: LogSink, report: (text: string) => void): LogSink {
+  let failed = false;
+  const fail = (how: string, error: unknown) =>
+    new PluginError(name, `${how}: ${describe(error)}`, { cause: error });
+  return (record) => {
+    if (failed) return;
+    let result: unknown;
+    try {
+      result = (sink as (record: unknown) => unknown)(record);
+    } catch (error) {
+      failed = true;
+      throw fail("the log sink threw", error);
+    }
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+      (result as PromiseLike<unknown>).then(undefined, (error: unknown) => {
+        if (failed) return;
+        failed = true;
+        report(`error: ${fail("the log sink rejected", error).message}; it is turned off\n`);
+      });
+    }
+  };
+}
+
+function isClass(fn: unknown): boolean {
+  return /^class[\s{]/.test(Function.prototype.toString.call(fn));
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -108,13 +108,20 @@ export class Logger {
     };
     for (const sink of [...this.#sinks]) {
       try {
-        sink(record);
+        const result: unknown = sink(record);
+        // An async sink's rejection must not become an unhandled rejection (which ends a Deno process).
+        if (result instanceof Promise) result.catch((error) => this.#remove(sink, error));
       } catch (error) {
-        const index = this.#sinks.indexOf(sink);
-        if (index >= 0) this.#sinks.splice(index, 1);
-        this.log("error", "log", `Log sink removed after it threw: ${String(error)}`);
+        this.#remove(sink, error);
       }
     }
+  }
+
+  #remove(sink: LogSink, error: unknown): void {
+    const index = this.#sinks.indexOf(sink);
+    if (index < 0) return;
+    this.#sinks.splice(index, 1);
+    this.log("error", "log", `Log sink removed after it threw: ${String(error)}`);
   }
 
   /** Emits a debug record. @param category Component. @param message Message. @param fields Details. */

@@ -120,7 +120,7 @@ export function jsonlSink(target: string | JsonlWriter, options: JsonlSinkOption
     open = false;
     writer.close?.();
   };
-  const sink = (record: LogRecord): void => {
+  const sink: LogSink = (record: LogRecord): void => {
     if (!open) return;
     const rank = RANK[record?.level as LogLevel];
     if (rank !== undefined && rank < min) return;
@@ -174,8 +174,8 @@ function plainTime(time: unknown): number | null {
 }
 
 function plainFields(fields: unknown): Record<string, string | number | boolean | null> {
-  const out: Record<string, string | number | boolean | null> = {};
-  if (typeof fields !== "object" || fields === null) return out;
+  if (typeof fields !== "object" || fields === null) return {};
+  const entries: [string, string | number | boolean | null][] = [];
   for (const key of Object.keys(fields)) {
     let value: unknown;
     try {
@@ -183,9 +183,11 @@ function plainFields(fields: unknown): Record<string, string | number | boolean 
     } catch (error) {
       value = `<unreadable: ${plainString(error)}>`;
     }
-    out[key] = plainValue(value);
+    entries.push([key, plainValue(value)]);
   }
-  return out;
+  // fromEntries defines own properties, so a field named "__proto__" is kept, not turned into a
+  // prototype assignment.
+  return Object.fromEntries(entries);
 }
 
 function plainValue(value: unknown): string | number | boolean | null {

@@ -139,9 +139,9 @@ function formatLine(record: LogRecord, color: boolean, timestamp: PrettyTimestam
   const time = timestamp === "none" ? "" : paint(DIM, formatTime(record.time, timestamp)) + " ";
   const head = paint(COLORS[level], escapeText(level.toUpperCase()));
   const fields = formatFields(record.fields, color);
-  return `${time}${head} ${escapeText(safeString(record.category))}: ${escapeText(safeString(record.message))}${
-    fields === "" ? "" : ` (${fields})`
-  }\n`;
+  return `${time}${head} ${escapeText(safeString(record.category))}: ${
+    escapeText(safeString(record.message))
+  }${fields === "" ? "" : ` (${fields})`}\n`;
 }
 
 function formatFields(fields: unknown, color: boolean): string {
@@ -173,7 +173,9 @@ function quoteIfNeeded(text: string): string {
   return PLAIN.test(text) ? text : `"${escapeText(text.replace(/[\\"]/g, "\\$&"))}"`;
 }
 
-// C0 and C1 controls, DEL, the line and paragraph separators and bidi overrides, lone surrogates.
+// C0 and C1 controls, DEL, the line and paragraph separators and bidi overrides, lone surrogates:
+// matching control characters is the point here.
+// deno-lint-ignore no-control-regex
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]|\p{Cs}/gu;
 const SHORT: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 

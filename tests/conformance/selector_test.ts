@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { lowestFirst } from "../../fixtures/plugins/lowest_first.ts";
+import { highestFirst } from "../../fixtures/plugins/highest_first.ts";
 import { rarestFirst } from "../../plugins/selection/rarest_first.ts";
 import { sequential } from "../../plugins/selection/sequential.ts";
 import { collect, fakePeer, fakeView, selectorSuite } from "./selector_suite.ts";
@@ -9,6 +10,7 @@ selectorSuite("rarestFirst({ randomFirstPieces: 0 })", () => rarestFirst({ rando
 selectorSuite("sequential()", () => sequential());
 selectorSuite("sequential({ from: 10 })", () => sequential({ from: 10 }));
 selectorSuite("lowestFirst (fixtures/plugins/lowest_first.ts)", () => lowestFirst);
+selectorSuite("highestFirst (fixtures/plugins/highest_first.ts)", () => highestFirst);
 
 // ---------------------------------------------------------------------------------------------
 // What each selector promises beyond the contract
