@@ -117,8 +117,11 @@ export async function main(args: string[], io: CliIO = defaultIO()): Promise<num
 if (import.meta.main) {
   const controller = new AbortController();
   const onInterrupt = () => controller.abort(new DOMException("Interrupted", "AbortError"));
+  // Ctrl+C and a service manager's SIGTERM both stop cleanly (resume data is saved).
   Deno.addSignalListener("SIGINT", onInterrupt);
+  Deno.addSignalListener("SIGTERM", onInterrupt);
   const code = await main(Deno.args, { ...defaultIO(), signal: controller.signal });
   Deno.removeSignalListener("SIGINT", onInterrupt);
+  Deno.removeSignalListener("SIGTERM", onInterrupt);
   Deno.exit(code);
 }

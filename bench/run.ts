@@ -15,6 +15,7 @@ export interface BenchModule {
 export const BENCHES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   create: () => import("./create_bench.ts"),
   download: () => import("./download_bench.ts"),
+  seed: () => import("./seed_bench.ts"),
 };
 
 /**

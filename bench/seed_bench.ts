@@ -10,7 +10,8 @@
  * peak during a download). libtorrent's resident memory includes the pages of the file it
  * maps; shoal reads with positional I/O. Encryption is off on every side.
  *
- * Set `SHOAL_SEED_BENCH_PROFILE=<dir>` to run the shoal seed with `--cpu-prof` into that folder.
+ * Set `SHOAL_SEED_BENCH_ROUNDS=N` for N rounds per seed, and `SHOAL_SEED_BENCH_PROFILE=<dir>` to run
+ * the shoal seed with `--cpu-prof` into that folder.
  *
  * @module
  */
@@ -28,7 +29,8 @@ import { cpuSeconds, memoryOf, startSeedCli } from "../tests/interop/_seed_helpe
 
 const MIB = 1024 * 1024;
 const SIZE_MIB = 1024;
-const ROUNDS = 2;
+/** Rounds per seed; `SHOAL_SEED_BENCH_ROUNDS` overrides (more rounds average out a busy machine). */
+const ROUNDS = Math.max(1, Number(Deno.env.get("SHOAL_SEED_BENCH_ROUNDS") ?? 2) || 2);
 
 interface Measured {
   seed: "shoal" | "libtorrent";
@@ -108,12 +110,32 @@ function fmt(m: Measured): string {
 }
 
 /**
- * Runs the seed benchmark (1 GiB, two rounds per seed, alternating).
+ * A folder for the leecher's copy: on tmpfs (`/dev/shm`) when it has room for two copies, so
+ * disk write-back does not add noise to a benchmark of the seed; else `fallback`.
+ */
+async function leechFolder(fallback: string): Promise<string> {
+  try {
+    const out = await new Deno.Command("df", { args: ["-k", "--output=avail", "/dev/shm"], stderr: "null" })
+      .output();
+    const freeKiB = Number(new TextDecoder().decode(out.stdout).split("\n")[1]?.trim());
+    if (out.success && freeKiB * 1024 > 2 * SIZE_MIB * MIB) {
+      return await Deno.makeTempDir({ dir: "/dev/shm", prefix: "shoal-bench-seed-" });
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e; // no df, no /dev/shm: use the fallback
+  }
+  return fallback;
+}
+
+/**
+ * Runs the seed benchmark (1 GiB, two rounds per seed unless `SHOAL_SEED_BENCH_ROUNDS` says otherwise,
+ * alternating).
  *
  * @param report Receives result lines.
  */
 export async function run(report: (line: string) => void): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "shoal-bench-seed-" });
+  const leechRoot = await leechFolder(dir);
   try {
     const dataDir = join(dir, "data");
     const size = SIZE_MIB * MIB;
@@ -123,7 +145,7 @@ export async function run(report: (line: string) => void): Promise<void> {
     await makeTorrentWithLibtorrent(join(dataDir, "payload.bin"), torrentPath, pieceLength);
     report(
       `${SIZE_MIB} MiB single file, ${pieceLength / 1024} KiB pieces; a libtorrent leecher on 127.0.0.1 ` +
-        `fetches it from one seed at a time`,
+        `fetches it from one seed at a time, into ${leechRoot === dir ? "the temp folder" : "tmpfs"}`,
     );
     const profileDir = Deno.env.get("SHOAL_SEED_BENCH_PROFILE");
     const shoal = await startSeedCli(torrentPath, dataDir, {
@@ -144,7 +166,7 @@ export async function run(report: (line: string) => void): Promise<void> {
         // Alternate which seed goes first, so neither always meets a warmer page cache.
         const order = round % 2 === 0 ? ["shoal", "libtorrent"] as const : ["libtorrent", "shoal"] as const;
         for (const which of order) {
-          const leechDir = join(dir, `leech-${round}-${which}`);
+          const leechDir = join(leechRoot, `leech-${round}-${which}`);
           const m = which === "shoal"
             ? await leech("shoal", shoal.process.pid, shoal.address, torrentPath, leechDir, dropped)
             : await leech("libtorrent", lt.pid, `127.0.0.1:${lt.port}`, torrentPath, leechDir, () => 0);
@@ -152,32 +174,44 @@ export async function run(report: (line: string) => void): Promise<void> {
           report(`round ${round + 1}: ${fmt(m)}`);
         }
       }
-      const of = (seed: string) => results.filter((m) => m.seed === seed);
-      const best = (xs: Measured[]) => xs.reduce((a, b) => (b.mibPerSec > a.mibPerSec ? b : a));
-      const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-      const s = best(of("shoal")), l = best(of("libtorrent"));
-      report(
-        `best: shoal ${s.mibPerSec.toFixed(1)} MiB/s, libtorrent ${l.mibPerSec.toFixed(1)} MiB/s, ` +
-          `ratio shoal/libtorrent ${(s.mibPerSec / l.mibPerSec).toFixed(2)} (target >= 1.0); mean ratio ${
-            (mean(of("shoal").map((m) => m.mibPerSec)) / mean(of("libtorrent").map((m) => m.mibPerSec)))
-              .toFixed(2)
-          }`,
-      );
-      report(
-        `seed CPU per GiB served: shoal ${mean(of("shoal").map((m) => m.seedCpu)).toFixed(2)} s, ` +
-          `libtorrent ${mean(of("libtorrent").map((m) => m.seedCpu)).toFixed(2)} s; seed peak RSS: shoal ${
-            Math.max(...of("shoal").map((m) => m.seedPeakRssMiB)).toFixed(0)
-          } MiB (VmHWM ${
-            ((await memoryOf(shoal.process.pid)).peak / MIB).toFixed(0)
-          } MiB, data check included), ` +
-          `libtorrent ${
-            Math.max(...of("libtorrent").map((m) => m.seedPeakRssMiB)).toFixed(0)
-          } MiB (includes its mapped file pages)`,
+      summarize(results, (await memoryOf(shoal.process.pid)).peak, report);
+    } catch (error) {
+      const status = shoal.process.exited;
+      throw new Error(
+        `Seed benchmark failed: ${(error as Error).message}` +
+          (status ? `\nthe shoal seed exited with code ${status.code}` : "") + `\n${shoal.process.tail()}`,
+        { cause: error },
       );
     } finally {
       await shoal.interrupt();
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+    if (leechRoot !== dir) await Deno.remove(leechRoot, { recursive: true });
   }
+}
+
+function summarize(results: Measured[], shoalHighWater: number, report: (line: string) => void): void {
+  const of = (seed: string) => results.filter((m) => m.seed === seed);
+  const best = (xs: Measured[]) => xs.reduce((a, b) => (b.mibPerSec > a.mibPerSec ? b : a));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const shoal = of("shoal"), lt = of("libtorrent");
+  const s = best(shoal), l = best(lt);
+  const meanRatio = mean(shoal.map((m) => m.mibPerSec)) / mean(lt.map((m) => m.mibPerSec));
+  report(
+    `best: shoal ${s.mibPerSec.toFixed(1)} MiB/s, libtorrent ${l.mibPerSec.toFixed(1)} MiB/s, ` +
+      `ratio shoal/libtorrent ${(s.mibPerSec / l.mibPerSec).toFixed(2)} (target >= 1.0); ` +
+      `mean ratio ${meanRatio.toFixed(2)}`,
+  );
+  report(
+    `seed CPU seconds per GiB served: shoal ${mean(shoal.map((m) => m.seedCpu)).toFixed(2)}, ` +
+      `libtorrent ${mean(lt.map((m) => m.seedCpu)).toFixed(2)}`,
+  );
+  report(
+    `seed peak RSS while serving: shoal ${Math.max(...shoal.map((m) => m.seedPeakRssMiB)).toFixed(0)} MiB ` +
+      `(lifetime high-water mark ${(shoalHighWater / MIB).toFixed(0)} MiB, data check included), ` +
+      `libtorrent ${
+        Math.max(...lt.map((m) => m.seedPeakRssMiB)).toFixed(0)
+      } MiB (includes its mapped file pages)`,
+  );
 }

@@ -75,6 +75,10 @@ export interface PeerConnectionOptions {
   downloadLimiter?: RateLimiter;
   /** BEP 10 extensions offered to the peer (used when both sides set the extension bit). */
   extensionProtocol?: ExtensionProtocolOptions;
+  /** Our DHT's UDP port, sent in a BEP 5 `port` message at start (give it only to peers that set the DHT bit). */
+  dhtPort?: number;
+  /** Receives the DHT port a peer sends in a BEP 5 `port` message. */
+  onDhtPort?: (port: number) => void;
 }
 
 const READ_BUFFER_SIZE = 256 * 1024;
@@ -152,6 +156,7 @@ export class PeerConnection implements PickerPeer {
   readonly #incoming: BlockRef[] = [];
   #uploading = false;
   #badRequests = 0;
+  #overflowRequests = 0;
   /** When the peer connected (ms). */
   readonly connectedAt: number;
   /** When our current unchoke of the peer began (ms), or undefined while we choke it. */
@@ -262,6 +267,7 @@ export class PeerConnection implements PickerPeer {
     else if (this.fast && have.isComplete()) this.#send({ type: "have_all" });
     else if (count > 0) this.#send({ type: "bitfield", bits: have.toBytes() });
     this.#ext?.sendHandshake(hostOf(this.id));
+    if (this.#options.dhtPort) this.#send({ type: "port", port: this.#options.dhtPort });
     this.#readLoop().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -392,6 +398,8 @@ export class PeerConnection implements PickerPeer {
         this.#ext?.receive(m.id, m.payload);
         return;
       case "port":
+        if (m.port > 0) this.#options.onDhtPort?.(m.port);
+        return;
       case "unknown":
         return;
     }
@@ -406,7 +414,15 @@ export class PeerConnection implements PickerPeer {
     } else if (m.begin + m.length > size) problem = `offset ${m.begin} + ${m.length} is past the piece's end`;
     else if (!this.#host.have.get(m.piece)) problem = `we do not have piece ${m.piece}`;
     else if (this.#incoming.length >= MAX_INCOMING_REQUESTS) {
-      problem = `more than ${MAX_INCOMING_REQUESTS} requests queued`;
+      // Over the queue cap: refused. Clients that pipeline hard (libtorrent can keep 1500 requests out)
+      // overshoot now and then, so this drops only a peer that floods far beyond the cap.
+      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
+      if (++this.#overflowRequests > MAX_INCOMING_REQUESTS) {
+        throw new ProtocolError(
+          `Peer kept requesting with more than ${MAX_INCOMING_REQUESTS} requests queued (${this.#overflowRequests} refused)`,
+        );
+      }
+      return;
     }
     if (problem !== undefined) {
       // Refuse; a peer that keeps asking for what it cannot have is dropped.
@@ -599,6 +615,28 @@ export class PeerConnection implements PickerPeer {
     if (this.#flushing === null) this.#flushing = this.#flush();
   }
 
+  /** Closes the socket, after writing what is queued (e.g. rejects) when that is quick. */
+  #closeSocket(): void {
+    if (this.#outQueue.length === 0 || this.#flushing !== null) {
+      this.#duplex.close();
+      return;
+    }
+    const buf = new Uint8Array(this.#outBytes);
+    let at = 0;
+    for (const m of this.#outQueue) at += encodeMessageInto(m, buf, at);
+    this.#outQueue = [];
+    this.#outBytes = 0;
+    const timer = setTimeout(() => this.#duplex.close(), 1000);
+    Deno.unrefTimer(timer);
+    this.#writer.write(buf).catch(
+      () => {/* the peer is being dropped: a failed last write changes nothing */},
+    )
+      .finally(() => {
+        clearTimeout(timer);
+        this.#duplex.close();
+      });
+  }
+
   async #flush(): Promise<void> {
     try {
       await Promise.resolve(); // gather messages sent in the same turn
@@ -633,7 +671,7 @@ export class PeerConnection implements PickerPeer {
     this.#ext?.closed();
     this.#incoming.length = 0;
     this.#reader?.cancel().catch(() => {/* the stream is already broken: nothing more to read */});
-    this.#duplex.close();
+    this.#closeSocket();
     this.#host.closed(this, error);
     this.#resolveFinished();
   }

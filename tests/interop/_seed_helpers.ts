@@ -173,6 +173,29 @@ export function connectedPeers(lines: readonly string[]): Map<string, string> {
   return out;
 }
 
+/**
+ * The seed's "Peer disconnected: <reason>" lines where shoal closed the connection because of
+ * something the peer did (a protocol error, a ban, a time-out). Disconnections without a
+ * reason (a clean close) and those the peer caused by going away (`Connection reset by peer`,
+ * `Broken pipe` and other OS errors, as when a finished leecher exits) are left out.
+ *
+ * @example
+ * ```ts
+ * import { droppedByShoal } from "./_seed_helpers.ts";
+ * console.log(droppedByShoal([
+ *   "INFO peer: Peer disconnected: Peer sent 101 invalid requests; the last: x (peer=127.0.0.1:5)",
+ *   "INFO peer: Peer disconnected: Connection reset by peer (os error 104) (peer=127.0.0.1:6)",
+ *   "INFO peer: Peer disconnected (peer=127.0.0.1:7)",
+ * ]).length); // 1
+ * ```
+ *
+ * @param lines The seed's stderr lines.
+ * @returns The matching lines.
+ */
+export function droppedByShoal(lines: readonly string[]): string[] {
+  return lines.filter((l) => l.startsWith("INFO peer: Peer disconnected: ") && !/\(os error \d+\)/.test(l));
+}
+
 const UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
 
 /**

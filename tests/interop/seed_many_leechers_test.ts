@@ -4,15 +4,22 @@
  * optimistic): not everyone can be served at once, so the choker must hand the slots on.
  * Its decisions are read from the seed's log (`--log-level info`, "Rechoked" records).
  *
- * The leechers are only told about the seed, and shoal does not gossip peers (no PEX), so
- * they cannot trade among themselves: the seed's upload total must cover all three copies.
+ * The leechers are only told about the seed. They may still learn about each other through
+ * shoal's peer exchange (BEP 11) and trade pieces among themselves, so the seed's upload total
+ * must cover at least one whole copy (nobody else had the data), not necessarily three.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { hasLibtorrent, type LeechResult, runLibtorrentLeecher } from "./_harness.ts";
 import { compareDownload, MIB, prepareTorrent } from "./_download_helpers.ts";
-import { connectedPeers, parseRechokes, startSeedCli, uploadedBytes } from "./_seed_helpers.ts";
+import {
+  connectedPeers,
+  droppedByShoal,
+  parseRechokes,
+  startSeedCli,
+  uploadedBytes,
+} from "./_seed_helpers.ts";
 
 const LT = await hasLibtorrent();
 const LEECHERS = 3;
@@ -54,8 +61,7 @@ Deno.test({
 
         const peers = connectedPeers(lines);
         assert([...peers.values()].every((c) => c.startsWith("LT")), tail);
-        const dropped = lines.filter((l) => l.startsWith("INFO peer: Peer disconnected: "));
-        assert.deepEqual(dropped, [], "the seed dropped a leecher");
+        assert.deepEqual(droppedByShoal(lines), [], "the seed dropped a leecher");
 
         const rechokes = parseRechokes(lines);
         const distinctPeers = new Set(rechokes.flatMap((r) => r.unchoked));
@@ -72,13 +78,15 @@ Deno.test({
 
         const uploaded = uploadedBytes(lines);
         assert(uploaded !== undefined, tail);
-        assert(uploaded >= LEECHERS * meta.totalLength - 0.01 * MIB, `uploaded ${uploaded}\n${tail}`);
+        assert(uploaded >= meta.totalLength - 0.01 * MIB, `uploaded ${uploaded}\n${tail}`);
         console.log(
           `3 x ${
             (meta.totalLength / MIB).toFixed(1)
           } MiB from one shoal seed with ${SLOTS} slots: leechers done at ${
             finished.map((s) => s.toFixed(2)).join(", ")
-          } s; ${rechokes.length} rechokes, ${distinctSets.size} distinct unchoked sets, ` +
+          } s; the seed uploaded ${
+            (uploaded / meta.totalLength).toFixed(2)
+          } copies; ${rechokes.length} rechokes, ${distinctSets.size} distinct unchoked sets, ` +
             `${distinctPeers.size} distinct peers unchoked`,
         );
         for (const r of rechokes) {
