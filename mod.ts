@@ -19,6 +19,7 @@
 
 import { BaseSession, type BaseSessionOptions } from "./lib/session.ts";
 import { rarestFirst } from "./plugins/selection/rarest_first.ts";
+import { mse } from "./plugins/encryption/mse.ts";
 
 export * from "./lib/errors.ts";
 export * from "./lib/types.ts";
@@ -35,6 +36,7 @@ export * from "./lib/create.ts";
 export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
 export * from "./lib/session.ts";
+export * from "./lib/dht/mod.ts";
 export * from "./lib/peer/rate_limiter.ts";
 export * from "./lib/tracker/server.ts";
 export * from "./lib/tracker/announcer.ts";
@@ -53,6 +55,7 @@ export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
 export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";
 export * from "./plugins/selection/sequential.ts";
+export * from "./plugins/encryption/mse.ts";
 export * from "./plugins/logging/pretty.ts";
 export * from "./plugins/logging/jsonl.ts";
 
@@ -63,7 +66,8 @@ export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
 };
 
 /**
- * A shoal session with the default plugins: rarest-first piece selection.
+ * A shoal session with the default plugins: rarest-first piece selection and Message Stream
+ * Encryption in "prefer" mode (encrypted when the peer can, plaintext otherwise).
  *
  * @example
  * ```ts ignore
@@ -73,11 +77,15 @@ export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
  */
 export class Session extends BaseSession {
   /**
-   * Creates the instance.
+   * Creates a session; unset plugins get shoal's defaults.
    *
    * @param options Download folder, port, limits, plugins.
    */
   constructor(options: SessionOptions) {
-    super({ ...options, selector: options.selector ?? rarestFirst() });
+    super({
+      ...options,
+      selector: options.selector ?? rarestFirst(),
+      encryption: options.encryption ?? mse(),
+    });
   }
 }

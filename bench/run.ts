@@ -16,6 +16,7 @@ export const BENCHES: Readonly<Record<string, () => Promise<BenchModule>>> = {
   create: () => import("./create_bench.ts"),
   download: () => import("./download_bench.ts"),
   seed: () => import("./seed_bench.ts"),
+  mse: () => import("./mse_bench.ts"),
 };
 
 /**

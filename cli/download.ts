@@ -6,12 +6,20 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import { MagnetError, type Metainfo, parseMetainfo, ShoalError } from "../mod.ts";
+import {
+  MagnetError,
+  type Metainfo,
+  parseFileSelection,
+  parseMagnet,
+  parseMetainfo,
+  ShoalError,
+} from "../mod.ts";
 import {
   type CliIO,
   type Command,
   EXIT_OK,
   expectPositionals,
+  UsageError,
   withUsageErrors,
   writeText,
 } from "./common.ts";
@@ -26,14 +34,18 @@ import {
   transferSettings,
 } from "./transfer.ts";
 
-const DOWNLOAD_USAGE = `Usage: shoal download <torrent> [options]
+const DOWNLOAD_USAGE = `Usage: shoal download <torrent|magnet-uri> [options]
 
 Downloads a torrent into a folder, verifying every piece. Existing data is checked first
 (resume data makes that instant), so an interrupted download continues where it stopped.
-Exits 0 only when every piece is verified.
+For a magnet link the metadata is fetched from peers first (its x.pe peers, its tr
+trackers, --peer and --tracker) and saved in DIR/.shoal, so a restart does not fetch it
+again; its so= parameter selects files. Exits 0 only when every wanted piece is verified.
 
 Options:
   -o, --output DIR        Download folder (default: the current folder)
+      --files LIST        Download only these files, by the index "shoal info" shows:
+                          "0,2-3" (pieces shared with other files are fetched too)
       --selector NAME     Piece selection: rarest (default), sequential, or a path to a
                           module exporting a PieceSelector (e.g. ./my_selector.ts)
       --seed              Keep seeding after the download completes (until Ctrl+C,
@@ -68,6 +80,7 @@ export const downloadCommand: Command = {
         options: {
           ...TRANSFER_OPTIONS,
           output: { type: "string", short: "o" },
+          files: { type: "string" },
           selector: { type: "string" },
           seed: { type: "boolean" },
           "seed-ratio": { type: "string" },
@@ -78,15 +91,34 @@ export const downloadCommand: Command = {
       await writeText(io.stdout, DOWNLOAD_USAGE);
       return EXIT_OK;
     }
-    const [source] = expectPositionals("download", positionals, ["<torrent>"]) as [string];
+    const [source] = expectPositionals("download", positionals, ["<torrent|magnet-uri>"]) as [string];
     const cwd = io.cwd ?? Deno.cwd();
     const settings = transferSettings("download", values);
     const goal = seedGoal("download", values, values.seed === true);
     const selector = await loadSelector(values.selector ?? "rarest", cwd);
-    const metainfo = await readTorrent(source, cwd);
+    let selectFiles: number[] | undefined;
+    if (values.files !== undefined) {
+      try {
+        selectFiles = parseFileSelection(values.files);
+      } catch (error) {
+        throw new UsageError("download", `Invalid --files: ${(error as Error).message}`);
+      }
+    }
+    const metainfo = /^magnet:/i.test(source) ? parseMagnet(source) : await readTorrent(source, cwd);
+    if (selectFiles !== undefined && "files" in metainfo) {
+      const count = metainfo.files.length;
+      const outside = selectFiles.filter((i) => i >= count);
+      if (outside.length > 0) {
+        throw new UsageError(
+          "download",
+          `Invalid --files: the torrent has files 0 to ${count - 1}, not ${outside[0]}`,
+        );
+      }
+    }
     return await runTransfer({
       command: "download",
       metainfo,
+      ...(selectFiles ? { selectFiles } : {}),
       dir: resolve(cwd, values.output ?? "."),
       settings,
       selector,
@@ -144,14 +176,14 @@ function seedGoal(
 /**
  * Reads and parses a .torrent file named on the command line.
  *
- * @param source Path (or a magnet link, refused for now).
+ * @param source Path (a magnet link is refused: `download` handles those itself).
  * @param cwd Folder relative paths are resolved against.
  * @returns The parsed torrent.
  */
 export async function readTorrent(source: string, cwd: string): Promise<Metainfo> {
-  if (source.startsWith("magnet:")) {
+  if (/^magnet:/i.test(source)) {
     throw new MagnetError(
-      "Magnet links need metadata exchange (BEP 9), which this version does not support yet",
+      "Cannot seed a magnet link: give the .torrent file (download a magnet link with 'download --seed')",
     );
   }
   let bytes: Uint8Array;

@@ -29,8 +29,9 @@ import {
 
 const USAGE = `Usage: shoal info <torrent-file|magnet-uri> [options]
 
-Shows a torrent's name, info-hash, size, pieces, trackers, web seeds and files, or what a
-magnet link says.
+Shows a torrent's name, info-hash, size, pieces, trackers, web seeds and files (numbered
+as "download --files" takes them), or what a magnet link says: name, info-hash, trackers,
+web seeds, peers and selected files (its size and file list come with the metadata).
 
 Options:
   --json              Print one JSON object instead of text
@@ -124,7 +125,13 @@ function torrentJson(meta: Metainfo): Record<string, unknown> {
     comment: meta.comment,
     createdBy: meta.createdBy,
     creationDate: meta.creationDate,
-    files: meta.files.map((f) => ({ path: f.safePath, length: f.length, offset: f.offset, pad: f.pad })),
+    files: meta.files.map((f, index) => ({
+      index,
+      path: f.safePath,
+      length: f.length,
+      offset: f.offset,
+      pad: f.pad,
+    })),
   };
 }
 
@@ -162,11 +169,17 @@ function torrentText(meta: Metainfo, maxFiles: number): string {
   if (meta.creationDate !== undefined) out += field("Created on", formatDate(meta.creationDate));
   out += trackersText(meta.announceList);
   out += listText("Web seeds", meta.urlList);
-  const files = meta.files.filter((f) => !f.pad);
+  // Numbered by their index in the torrent (pad files count but are not shown), as --files and so= use.
+  const files = meta.files.map((f, index) => ({ ...f, index })).filter((f) => !f.pad);
   out += `Files (${files.length}):\n`;
   const shown = files.slice(0, maxFiles);
   const width = Math.max(...shown.map((f) => formatBytes(f.length).length));
-  for (const f of shown) out += `  ${formatBytes(f.length).padStart(width)}  ${printable(f.safePath)}\n`;
+  const indexWidth = String(shown.at(-1)?.index ?? 0).length;
+  for (const f of shown) {
+    out += `  ${String(f.index).padStart(indexWidth)}  ${formatBytes(f.length).padStart(width)}  ${
+      printable(f.safePath)
+    }\n`;
+  }
   if (files.length > shown.length) out += `  ... and ${files.length - shown.length} more\n`;
   return out;
 }
@@ -197,6 +210,18 @@ function magnetText(magnet: MagnetLink): string {
   out += magnet.trackers.length === 0 ? field("Trackers", "none") : listText("Trackers", magnet.trackers);
   out += listText("Web seeds", magnet.webSeeds);
   out += listText("Peers", magnet.peers);
-  if (magnet.selectOnly !== undefined) out += field("Select only", magnet.selectOnly.join(","));
+  if (magnet.selectOnly !== undefined) out += field("Select only", `files ${ranges(magnet.selectOnly)}`);
   return out;
+}
+
+/** "0,2,3,4" → "0,2-4". */
+function ranges(indices: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < indices.length;) {
+    let j = i;
+    while (j + 1 < indices.length && indices[j + 1] === indices[j]! + 1) j++;
+    parts.push(j === i ? `${indices[i]}` : `${indices[i]}-${indices[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
 }

@@ -22,7 +22,7 @@ import {
   type Torrent,
   type TorrentStats,
 } from "../mod.ts";
-import { jsonlSink, prettySink } from "../mod.ts";
+import { jsonlSink, mse, type MsePolicy, prettySink } from "../mod.ts";
 import {
   type CliIO,
   EXIT_OK,
@@ -44,8 +44,14 @@ export const TRANSFER_OPTIONS = {
   "upload-slots": { type: "string" },
   "up-limit": { type: "string" },
   "down-limit": { type: "string" },
+  "no-dht": { type: "boolean" },
+  "dht-port": { type: "string" },
+  "dht-bootstrap": { type: "string", multiple: true },
   log: { type: "string", multiple: true },
   "log-level": { type: "string" },
+  "no-pex": { type: "boolean" },
+  "no-lsd": { type: "boolean" },
+  encryption: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -60,6 +66,12 @@ export const TRANSFER_HELP = `      --port N            Listening port (default:
       --upload-slots N    Peers we upload to at once, one of them optimistic (default: 8)
       --up-limit RATE     Upload limit in bytes per second, like 500k or 2m (default: none)
       --down-limit RATE   Download limit in bytes per second (default: none)
+      --no-dht            Do not use the DHT (it is on by default, never for private torrents)
+      --dht-port N        UDP port of the DHT (default: the listening port's number if free)
+      --dht-bootstrap HOST:PORT
+                          Join the DHT through this node; repeatable (default: the public
+                          routers, none when --bind is a loopback address; a saved routing
+                          table in <dir>/.shoal/dht.dat is used either way)
       --log SINK          Where log records go; repeatable. "pretty": one line each on
                           stderr, with the time; "jsonl:PATH": one JSON object per line,
                           appended to PATH ("jsonl:-" for stdout); or a path to a module
@@ -67,6 +79,10 @@ export const TRANSFER_HELP = `      --port N            Listening port (default:
                           print on stderr as "LEVEL category: message (fields)"
       --log-level LEVEL   Log records at this level and above: debug, info, warn, error
                           (default: warn)
+      --no-pex            Do not exchange peers with peers (BEP 11 PEX)
+      --no-lsd            Do not look for peers on the local network (BEP 14 multicast)
+      --encryption MODE   Message Stream Encryption: prefer (default: encrypted when the peer
+                          can), require (encrypted only), allow (plaintext first), disable
   -q, --quiet             No progress display
   -h, --help              Show this help`;
 
@@ -92,8 +108,16 @@ export interface TransferSettings {
   upLimit: number;
   /** Download limit, bytes per second (0: none). */
   downLimit: number;
+  /** DHT settings, or false for `--no-dht`. */
+  dht: false | { port?: number; bootstrap: string[] };
   /** No progress line. */
   quiet: boolean;
+  /** Peer exchange (off with `--no-pex`). */
+  pex: boolean;
+  /** Local service discovery (off with `--no-lsd`). */
+  lsd: boolean;
+  /** MSE policy (`--encryption`). */
+  encryption: MsePolicy;
 }
 
 const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
@@ -116,9 +140,15 @@ export function transferSettings(
     "upload-slots"?: string | undefined;
     "up-limit"?: string | undefined;
     "down-limit"?: string | undefined;
+    "no-dht"?: boolean | undefined;
+    "dht-port"?: string | undefined;
+    "dht-bootstrap"?: string[] | undefined;
     log?: string[] | undefined;
     "log-level"?: string | undefined;
+    encryption?: string | undefined;
     quiet?: boolean | undefined;
+    "no-pex"?: boolean | undefined;
+    "no-lsd"?: boolean | undefined;
   },
 ): TransferSettings {
   const level = (values["log-level"] ?? "warn") as LogLevel;
@@ -144,8 +174,47 @@ export function transferSettings(
     downLimit: values["down-limit"] === undefined
       ? 0
       : parseRate(command, "--down-limit", values["down-limit"]),
+    dht: values["no-dht"] === true ? false : {
+      ...(values["dht-port"] !== undefined
+        ? { port: parseIntOption(command, "--dht-port", values["dht-port"], 0, 65535) }
+        : {}),
+      bootstrap: parseDhtBootstrap(command, values["dht-bootstrap"], values.bind),
+    },
     quiet: values.quiet === true,
+    encryption: parseEncryption(command, values.encryption),
+    pex: values["no-pex"] !== true,
+    lsd: values["no-lsd"] !== true,
   };
+}
+
+/** Well-known DHT routers, the bootstrap nodes used unless `--dht-bootstrap` names others. */
+export const DEFAULT_DHT_BOOTSTRAP: readonly string[] = [
+  "router.bittorrent.com:6881",
+  "router.utorrent.com:6881",
+  "dht.transmissionbt.com:6881",
+];
+
+function parseDhtBootstrap(
+  command: string,
+  values: string[] | undefined,
+  bind: string | undefined,
+): string[] {
+  if (values === undefined || values.length === 0) {
+    // Nothing on a loopback address can reach the public routers.
+    const loopback = bind !== undefined &&
+      (bind.startsWith("127.") || bind === "::1" || bind === "localhost");
+    return loopback ? [] : [...DEFAULT_DHT_BOOTSTRAP];
+  }
+  for (const value of values) {
+    const m = /^([^:\s]+):(\d{1,5})$/.exec(value);
+    if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new UsageError(
+        command,
+        `Invalid --dht-bootstrap: ${value} (HOST:PORT, an IPv4 address or a name)`,
+      );
+    }
+  }
+  return values;
 }
 
 /** When to stop seeding after the download completes. */
@@ -209,12 +278,17 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       downloadLimit: settings.downLimit,
       logSinks: logs.sinks,
       logLevel: settings.level,
+      encryption: mse({ policy: settings.encryption }),
+      ...(settings.dht ? { dht: settings.dht } : {}),
+      ...(settings.pex ? {} : { pex: false }),
+      ...(settings.lsd ? {} : { lsd: false }),
     });
   } catch (error) {
     await logs.close();
     throw error;
   }
   let torrent: Torrent | undefined;
+  const line = (stats: TorrentStats) => statusLine(stats) + dhtStatus(session, torrent);
   const stopped = new Promise<"interrupted">((resolveStop) => {
     if (io.signal?.aborted) resolveStop("interrupted");
     io.signal?.addEventListener("abort", () => resolveStop("interrupted"), { once: true });
@@ -252,18 +326,18 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     await plan.onStarted?.(torrent, session);
     torrent.addEventListener(
       "progress",
-      (e) => progress?.update(statusLine((e as CustomEvent<TorrentStats>).detail)),
+      (e) => progress?.update(line((e as CustomEvent<TorrentStats>).detail)),
     );
     const outcome = await Promise.race([torrent.completed.then(() => "done" as const), stopped]);
     if (outcome === "interrupted") {
-      await progress?.done(statusLine(torrent.stats()));
+      await progress?.done(line(torrent.stats()));
       await writeText(
         io.stderr,
         `Interrupted with ${torrent.have.count()}/${torrent.metainfo.pieceCount} pieces: resume data saved\n`,
       );
       return 130;
     }
-    await progress?.done(statusLine(torrent.stats()));
+    await progress?.done(line(torrent.stats()));
     const stats = torrent.stats();
     await writeText(
       io.stderr,
@@ -277,8 +351,8 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
           (stats.failedPieces > 0 ? ` (${stats.failedPieces} failed checks, fetched again)` : "") + "\n",
     );
     if (plan.goal.seed) {
-      const why = await seedUntil(torrent, plan.goal, stopped, progress);
-      await progress?.done(statusLine(torrent.stats()));
+      const why = await seedUntil(torrent, plan.goal, stopped, progress, line);
+      await progress?.done(line(torrent.stats()));
       const after = torrent.stats();
       await writeText(
         io.stderr,
@@ -292,7 +366,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     await progress?.done();
     throw error;
   } finally {
-    const report = torrent ? trackerReport(torrent) : "";
+    const report = torrent ? trackerReport(torrent) + dhtReport(session, torrent) : "";
     await session.close();
     await logs.close();
     if (report !== "" && settings.level !== "error") await writeText(io.stderr, report);
@@ -304,6 +378,7 @@ async function seedUntil(
   goal: SeedGoal,
   stopped: Promise<"interrupted">,
   progress: ProgressLine | null,
+  line: (s: TorrentStats) => string,
 ): Promise<string> {
   const limits: string[] = [];
   if (goal.ratio !== undefined) limits.push(`ratio ${goal.ratio}`);
@@ -321,12 +396,33 @@ async function seedUntil(
       }
     };
     torrent.addEventListener("progress", (e) => {
-      progress?.update(statusLine((e as CustomEvent<TorrentStats>).detail));
+      progress?.update(line((e as CustomEvent<TorrentStats>).detail));
       check();
     });
     check();
   });
   return await Promise.race([reached, stopped.then(() => "interrupted")]);
+}
+
+/** The DHT part of the progress line: routing-table nodes and the peers found for the torrent. */
+function dhtStatus(session: Session, torrent: Torrent | undefined): string {
+  const dht = session.dht;
+  if (dht === null || torrent === undefined) return "";
+  const found = dht.status(torrent.infoHash);
+  return found === undefined ? "" : `  dht ${dht.nodeCount} nodes/${found.peersFound} peers`;
+}
+
+/**
+ * The DHT line of the end-of-run report.
+ *
+ * @param session The session.
+ * @param torrent The torrent.
+ * @returns A line of text (empty when the DHT is off or not used for this torrent).
+ */
+export function dhtReport(session: Session, torrent: Torrent): string {
+  const found = session.dht?.status(torrent.infoHash);
+  if (found === undefined) return "";
+  return `DHT: ${session.dht!.nodeCount} nodes, ${found.lookups} lookups, ${found.peersFound} peers found\n`;
 }
 
 function statusLine(s: TorrentStats, torrent?: Torrent): string {
@@ -358,6 +454,16 @@ export function trackerReport(torrent: Torrent): string {
     return `  tier ${t.tier + 1} ${t.url}: ${t.state}, last announce ${last}, ${t.peersReceived} peers` +
       (t.lastError ? `, error: ${t.lastError}` : "");
   }).join("\n") + "\n";
+}
+
+const POLICIES: readonly MsePolicy[] = ["prefer", "require", "allow", "disable"];
+
+function parseEncryption(command: string, value: string | undefined): MsePolicy {
+  const policy = (value ?? "prefer") as MsePolicy;
+  if (!POLICIES.includes(policy)) {
+    throw new UsageError(command, `Invalid --encryption: ${value} (prefer, require, allow or disable)`);
+  }
+  return policy;
 }
 
 function parseTrackers(command: string, values: string[]): string[][] {

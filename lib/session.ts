@@ -15,6 +15,13 @@ import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { Encryption, LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
+import { type FilePriority, selectOnly } from "./file_priority.ts";
+import type { MagnetLink } from "./magnet.ts";
+import { isMagnetLink, resolveMagnet, savedTorrentPath, toMagnetLink } from "./magnet_source.ts";
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { LocalDiscovery } from "./discovery/lsd.ts";
+import { type DhtSessionOptions, SessionDht } from "./dht/session_dht.ts";
 
 /** Options for {@linkcode BaseSession}. */
 export interface BaseSessionOptions {
@@ -54,6 +61,20 @@ export interface BaseSessionOptions {
   downloadLimit?: number;
   /** Announce to trackers. @default {true} */
   trackers?: boolean;
+  /** Exchange peers with connected peers (BEP 11 ut_pex); never for private torrents. @default {true} */
+  pex?: boolean;
+  /**
+   * Find peers on the local network by multicast (BEP 14 local service discovery); never for
+   * private torrents. It follows `hostname`: all interfaces, or one IPv4 address's interface
+   * (127.0.0.1 keeps it on loopback); off for one IPv6 address. @default {true}
+   */
+  lsd?: boolean;
+  /**
+   * Find peers through the DHT (BEP 5) and serve it; never for private torrents. `true` takes
+   * the defaults (UDP on the TCP port number, no bootstrap nodes, state in
+   * `<downloadDir>/.shoal/dht.dat`). @default {false}
+   */
+  dht?: boolean | DhtSessionOptions;
   /**
    * Connection encryption plugin (e.g. MSE). Without one, connections are plaintext and
    * encrypted incoming connections are refused. `mod.ts`'s `Session` fills in MSE.
@@ -77,6 +98,17 @@ export interface AddTorrentOptions {
   trackers?: readonly (readonly string[])[];
   /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
   resumeDir?: string;
+  /** Priority of each file, in `metainfo.files` order. @default {all "normal"} */
+  filePriorities?: readonly FilePriority[];
+  /**
+   * Download only these files (indices in `metainfo.files`, as `shoal info` numbers them); the
+   * others are skipped. Ignored when `filePriorities` is given. @default a magnet link's `so`, else all
+   */
+  selectFiles?: readonly number[];
+  /** Aborts fetching a magnet link's metadata. */
+  signal?: AbortSignal;
+  /** Gives up fetching a magnet link's metadata after this many ms (0: never). @default {0} */
+  metadataTimeoutMs?: number;
 }
 
 /**
@@ -107,6 +139,10 @@ export class BaseSession implements AsyncDisposable {
   #udp: UdpTrackerClient | null = null;
   /** SHA-1("req2" + info-hash) → info-hash, for encrypted incoming handshakes. */
   readonly #obfuscated = new Map<string, Uint8Array>();
+  /** Magnet links whose metadata is being fetched, by info-hash. */
+  readonly #fetching = new Map<string, AbortController>();
+  #lsd: LocalDiscovery | null = null;
+  readonly #dht: SessionDht | null;
   #closed = false;
 
   /**
@@ -124,6 +160,20 @@ export class BaseSession implements AsyncDisposable {
     };
     this.logger = options.logger ??
       new Logger({ sinks: options.logSinks ?? [], level: options.logLevel ?? "info" });
+    this.#dht = options.dht
+      ? new SessionDht({
+        config: options.dht,
+        downloadDir: options.downloadDir,
+        tcpPort: () => this.port,
+        logger: this.logger,
+        ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
+      })
+      : null;
+  }
+
+  /** The session's DHT (null when the `dht` option is off): node count, per-torrent lookup status. */
+  get dht(): SessionDht | null {
+    return this.#dht;
   }
 
   /** The listening port (0 until listening). */
@@ -226,19 +276,26 @@ export class BaseSession implements AsyncDisposable {
   }
 
   /**
-   * Adds a torrent: parses it, checks existing data, starts connecting.
+   * Adds a torrent: parses it, checks existing data, starts connecting. A magnet link's
+   * metadata is fetched from peers first (BEP 9), unless an earlier fetch saved it beside the
+   * resume data.
    *
-   * @param source .torrent bytes or parsed metadata.
+   * @param source .torrent bytes, parsed metadata, or a magnet link (URI or parsed).
    * @param options Folder, peers, selector.
    * @returns The running torrent.
    */
-  async add(source: Uint8Array | Metainfo, options: AddTorrentOptions = {}): Promise<Torrent> {
+  async add(
+    source: Uint8Array | Metainfo | MagnetLink | string,
+    options: AddTorrentOptions = {},
+  ): Promise<Torrent> {
     if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
+    if (typeof source === "string" || isMagnetLink(source)) return await this.#addMagnet(source, options);
     const metainfo = source instanceof Uint8Array ? parseMetainfo(source) : source;
     if (this.#torrents.has(metainfo.infoHashHex)) {
       throw new ShoalError("DUPLICATE", `Torrent ${metainfo.infoHashHex} is already in this session`);
     }
     await this.listen();
+    const dht = metainfo.private ? undefined : (await this.#dht?.start()) ?? undefined;
     const torrent = new Torrent(metainfo, {
       downloadDir: options.downloadDir ?? this.#options.downloadDir,
       selector: options.selector ?? this.#options.selector,
@@ -255,6 +312,7 @@ export class BaseSession implements AsyncDisposable {
       countConnection: (delta, address) => this.#count(delta, address),
       globalBuckets: this.#buckets,
       listenPort: this.port,
+      ...(this.#options.pex === false ? { pex: false } : {}),
       ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
       ...(this.#options.trackers === false ? {} : {
         trackers: {
@@ -265,6 +323,12 @@ export class BaseSession implements AsyncDisposable {
       }),
       ...(options.uploadLimit ? { uploadLimit: options.uploadLimit } : {}),
       ...(options.downloadLimit ? { downloadLimit: options.downloadLimit } : {}),
+      ...(dht ? { dht } : {}),
+      ...(options.filePriorities ?? options.selectFiles
+        ? {
+          filePriorities: options.filePriorities ?? selectOnly(metainfo.files.length, options.selectFiles!),
+        }
+        : {}),
     });
     this.#torrents.set(metainfo.infoHashHex, torrent);
     const req2 = createHash("sha1").update("req2").update(metainfo.infoHash).digest();
@@ -276,7 +340,65 @@ export class BaseSession implements AsyncDisposable {
       throw error;
     }
     if (options.peers) torrent.addPeers(options.peers);
+    if (dht) this.#dht!.add(metainfo.infoHash, torrent);
+    if (!metainfo.private && this.#options.lsd !== false) {
+      this.#lsd ??= new LocalDiscovery({
+        port: () => this.port,
+        onPeer: (infoHash, address) => this.#torrents.get(infoHash)?.addPeers([address], "lsd"),
+        logger: this.logger,
+        ...(this.#options.hostname !== undefined ? { hostname: this.#options.hostname } : {}),
+      });
+      this.#lsd.add(metainfo.infoHashHex);
+    }
     return torrent;
+  }
+
+  async #addMagnet(source: string | MagnetLink, options: AddTorrentOptions): Promise<Torrent> {
+    const link = toMagnetLink(source);
+    if (this.#torrents.has(link.infoHashHex) || this.#fetching.has(link.infoHashHex)) {
+      throw new ShoalError("DUPLICATE", `Torrent ${link.infoHashHex} is already in this session`);
+    }
+    const abort = new AbortController();
+    this.#fetching.set(link.infoHashHex, abort);
+    let resolved;
+    try {
+      const port = await this.listen();
+      const downloadDir = options.downloadDir ?? this.#options.downloadDir;
+      const signal = options.signal ? AbortSignal.any([abort.signal, options.signal]) : abort.signal;
+      // A link naming no peer and no tracker (`xt` only): the DHT finds the first peers.
+      const resumeDir = options.resumeDir ?? join(downloadDir, ".shoal");
+      const bare = link.peers.length === 0 && link.trackers.length === 0 && !options.peers?.length &&
+        !existsSync(savedTorrentPath(resumeDir, link.infoHashHex));
+      const found = bare && this.#dht ? await this.#dht.findPeers(link.infoHash, signal) : [];
+      const peers = [...(options.peers ?? []), ...found];
+      resolved = await resolveMagnet(link, {
+        resumeDir,
+        peerId: this.peerId,
+        logger: this.logger,
+        signal,
+        ...(peers.length > 0 ? { peers } : {}),
+        ...(options.metadataTimeoutMs ? { timeoutMs: options.metadataTimeoutMs } : {}),
+        ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
+        ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
+        listenPort: port,
+        ...(this.#options.trackers === false ? {} : {
+          trackers: {
+            port,
+            udp: this.#udp ??= new UdpTrackerClient({ logger: this.logger }),
+            ...(options.trackers ? { extraTiers: options.trackers } : {}),
+          },
+        }),
+      });
+    } finally {
+      this.#fetching.delete(link.infoHashHex);
+    }
+    const selected = options.selectFiles ?? link.selectOnly;
+    return await this.add(resolved.metainfo, {
+      ...options,
+      peers: [...new Set([...(options.peers ?? []), ...resolved.peers])],
+      trackers: [...(options.trackers ?? []), ...link.trackers.map((t) => [t])],
+      ...(selected ? { selectFiles: selected } : {}),
+    });
   }
 
   /**
@@ -314,6 +436,8 @@ export class BaseSession implements AsyncDisposable {
    */
   async remove(torrent: Torrent): Promise<void> {
     this.#torrents.delete(torrent.infoHash);
+    this.#lsd?.remove(torrent.infoHash);
+    await this.#dht?.remove(torrent.infoHash);
     for (const [key, hash] of this.#obfuscated) {
       if (hexOf(hash) === torrent.infoHash) this.#obfuscated.delete(key);
     }
@@ -324,10 +448,13 @@ export class BaseSession implements AsyncDisposable {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const fetch of this.#fetching.values()) fetch.abort(new ShoalError("CLOSED", "Session is closed"));
     this.#listener?.close();
     await Promise.allSettled([...this.#torrents.values()].map((t) => t.stop()));
     this.#torrents.clear();
     this.#udp?.close();
+    await this.#lsd?.close();
+    await this.#dht?.close();
   }
 
   /** Same as {@linkcode BaseSession.close}. */

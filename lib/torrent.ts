@@ -22,7 +22,10 @@ import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
 import type { Duplex, Encryption, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
-import { reservedBits, supportsExtensions, supportsFast } from "./wire/handshake.ts";
+import { reservedBits, supportsDht, supportsExtensions, supportsFast } from "./wire/handshake.ts";
+import { utMetadataServer } from "./peer/ut_metadata.ts";
+import { UtPex } from "./peer/ut_pex.ts";
+import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
 
 /** Where a torrent is in its life. */
 export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
@@ -59,6 +62,12 @@ export interface TorrentStats {
   readonly bufferedBytes: number;
   /** Seconds from the end of the start-up check to the last piece verified (or to now, if not done). */
   readonly activeSeconds: number;
+  /** Pieces selected for download by the file priorities (`pieceCount` when no file is skipped). */
+  readonly wantedPieces: number;
+  /** Bytes of those pieces; `percent` and `eta` are measured against them. */
+  readonly wantedBytes: number;
+  /** True when every wanted piece is verified (the download is done, even if files were skipped). */
+  readonly done: boolean;
 }
 
 /** A snapshot of one connected peer. */
@@ -150,8 +159,21 @@ export interface TorrentOptions {
   extensions?: readonly PeerExtension[];
   /** Our listening port, advertised in the extended handshake. */
   listenPort?: number;
+  /** Exchange peers with peers (BEP 11 ut_pex); never on a private torrent. @default {true} */
+  pex?: boolean;
+  /**
+   * Priority of each file, in `metainfo.files` order (missing entries: "normal"). Pieces that
+   * only skipped files touch are not downloaded; the torrent is done when the rest are.
+   * @default {all "normal"}
+   */
+  filePriorities?: readonly FilePriority[];
   /** Announce to the torrent's trackers (and these extra tiers) through this UDP client. Absent: no trackers. */
   trackers?: { udp: UdpTrackerClient; port: number; extraTiers?: readonly (readonly string[])[] };
+  /**
+   * The session's DHT (BEP 5): the handshake advertises it, peers that support it are sent our
+   * DHT `port`, and the ports they send go to `addNode` ("host:port"). Absent: no DHT.
+   */
+  dht?: { port: number; addNode: (address: string) => void };
 }
 
 /** Upload and download limits in bytes per second; 0 removes a limit. */
@@ -227,6 +249,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #announcer: Announcer | null = null;
   #neededDownload = false;
   readonly #extensions: PeerExtension[];
+  /** BEP 11 peer exchange (null when off or private). */
+  readonly #pex: UtPex | null = null;
+  /** Connected peers we dialled (their address accepts connections). */
+  readonly #outgoing = new Set<string>();
+  readonly #priorities: FilePriority[];
+  #wanted: Bitfield | null = null;
   readonly #upBucket: TokenBucket;
   readonly #downBucket: TokenBucket;
   readonly #upLimiter: RateLimiter;
@@ -249,6 +277,24 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#have = new Bitfield(metainfo.pieceCount);
     this.#host = this.#makeHost();
     this.#extensions = [...(options.extensions ?? [])];
+    // BEP 9: serve our metadata to magnet-link peers, except for private torrents (as libtorrent).
+    if (!metainfo.private) this.#extensions.push(utMetadataServer(metainfo.infoBytes));
+    if (!metainfo.private && options.pex !== false) {
+      this.#pex = new UtPex({
+        peers: () =>
+          [...this.#peers.values()].map((p) => ({
+            id: p.id,
+            outgoing: this.#outgoing.has(p.id),
+            seed: p.seed,
+            handshake: p.extensionProtocol?.handshake,
+          })),
+        addPeers: (addresses) => this.addPeers(addresses, "pex"),
+        now: () => this.#now(),
+        logger: this.#log,
+      });
+      this.#extensions.push(this.#pex);
+    }
+    this.#priorities = metainfo.files.map((_, i) => options.filePriorities?.[i] ?? "normal");
     this.#upBucket = new TokenBucket({ rate: options.uploadLimit ?? 0 });
     this.#downBucket = new TokenBucket({ rate: options.downloadLimit ?? 0 });
     const global = options.globalBuckets;
@@ -287,7 +333,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   async start(): Promise<{ have: number; trusted: number; rechecked: number }> {
     const meta = this.metainfo;
     try {
-      this.#storage = await FileStorage.open(this.#options.downloadDir, meta);
+      const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
+      this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
       const resume = await readResume(this.resumePath, meta, {
         onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
       });
@@ -310,12 +357,13 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
         onSelectorFault: (error) => this.#log.warn("plugin", error.message, { plugin: error.plugin }),
       });
-      this.#state = this.#have.isComplete() ? "seeding" : "downloading";
-      this.#neededDownload = !this.#have.isComplete();
+      this.#applyPriorities();
+      this.#state = this.#isDone() ? "seeding" : "downloading";
+      this.#neededDownload = !this.#isDone();
       this.#startedAt = this.#now();
       this.#startAnnouncing();
       this.#timer = setInterval(() => this.#tick(), TICK_MS);
-      if (this.#have.isComplete()) this.#finish();
+      if (this.#isDone()) this.#finish();
       else {
         await this.#saveResume().catch((error) =>
           this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`)
@@ -346,7 +394,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       stats: () => ({
         uploaded: this.#up.total,
         downloaded: this.#down.total,
-        left: this.metainfo.totalLength - this.stats().completedBytes,
+        left: this.#wantedLeft(),
       }),
       onPeers: (peers, tracker) => {
         const added = this.addPeers(peers, "tracker");
@@ -398,7 +446,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return {
       infoHash: this.metainfo.infoHash,
       peerId: this.#options.peerId,
-      reserved: reservedBits({ fast: true, extensions: true }),
+      reserved: reservedBits({ fast: true, extensions: true, dht: this.#options.dht !== undefined }),
     };
   }
 
@@ -427,7 +475,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#startPeer(address, peer);
   }
 
-  #startPeer(address: string, { duplex, remote }: HandshakenPeer): void {
+  #startPeer(address: string, { duplex, remote }: HandshakenPeer, outgoing = false): void {
     if (equalBytes(remote.peerId, this.#options.peerId)) {
       this.#log.debug("swarm", "Dropped a connection to ourselves", { peer: address });
       this.#candidates.delete(address);
@@ -441,6 +489,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         return;
       }
     }
+    const dht = this.#options.dht;
     const conn = new PeerConnection(duplex as Duplex, this.#host, {
       id: address,
       peerId: remote.peerId,
@@ -457,8 +506,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
             peer: address,
           }),
       },
+      ...(dht && supportsDht(remote.reserved)
+        ? {
+          dhtPort: dht.port,
+          onDhtPort: (port: number) => dht.addNode(`${parseAddress(address).hostname}:${port}`),
+        }
+        : {}),
     });
     this.#peers.set(address, conn);
+    if (outgoing) this.#outgoing.add(address);
     this.#options.countConnection?.(1, address);
     const candidate = this.#candidates.get(address);
     if (candidate) candidate.failures = 0;
@@ -492,7 +548,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
           peer.duplex.close();
           return;
         }
-        this.#startPeer(c.address, peer);
+        this.#startPeer(c.address, peer, true);
       },
       (error) => {
         this.#connecting.delete(c.address);
@@ -533,6 +589,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
           peer: address,
         });
       }
+    }
+    if (!attempts.includes("encrypted") && /after 0 bytes/.test(String((last as Error)?.message))) {
+      throw new ShoalError(
+        "ENCRYPTION",
+        `${(last as Error).message} (the peer may require encryption, and encryption '${
+          encryption?.name ?? "none"
+        }' dials plaintext only)`,
+        { cause: last },
+      );
     }
     throw last;
   }
@@ -575,9 +640,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   #isInteresting(peer: PeerConnection): boolean {
-    if (this.#have.isComplete()) return false;
+    if (this.#isDone()) return false;
     if (peer.seed) return true;
-    for (const i of peer.bitfield) if (!this.#have.get(i)) return true;
+    for (const i of peer.bitfield) if (!this.#have.get(i) && (this.#wanted?.get(i) ?? true)) return true;
     return false;
   }
 
@@ -622,7 +687,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#log.debug("storage", "Piece verified", { piece, peers: [...new Set(done.contributors)].join(",") });
     this.#emit("piece-verified", { piece });
     for (const p of this.#peers.values()) if (!p.has(piece)) p.sendHave(piece);
-    if (this.#have.isComplete()) {
+    if (this.#isDone()) {
       this.#finish();
     } else if (this.#have.count() % 16 === 0) {
       for (const p of this.#peers.values()) if (p.amInterested) p.refreshInterest();
@@ -714,6 +779,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #onClosed(peer: PeerConnection, error: Error | undefined): void {
     if (this.#peers.get(peer.id) !== peer) return;
     this.#peers.delete(peer.id);
+    this.#outgoing.delete(peer.id);
     this.#options.countConnection?.(-1, peer.id);
     if (this.#picker) {
       if (peer.seed) this.#picker.peerLostAll();
@@ -758,6 +824,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     const now = this.#now();
     this.#ticks++;
     for (const p of [...this.#peers.values()]) p.tick(now);
+    this.#pex?.tick(now);
     if (this.#ticks % 10 === 0) this.#choke();
     if (this.#ticks % 30 === 0) this.#optimistic = undefined;
     if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#peers.size < 5) {
@@ -835,6 +902,66 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (limits.download !== undefined) this.#downBucket.setRate(limits.download);
   }
 
+  /** The priority of each file, in `metainfo.files` order. */
+  get filePriorities(): readonly FilePriority[] {
+    return [...this.#priorities];
+  }
+
+  /**
+   * Changes the priority of files while the torrent runs. Skipping a file stops new requests
+   * for pieces only it touches (pieces already started are finished); un-skipping one after
+   * the download was done resumes downloading (`completed` has settled already and stays so).
+   *
+   * @param files File indices (in `metainfo.files` order).
+   * @param priority "skip", "normal" or "high".
+   * @throws {RangeError} when an index is not a file of the torrent.
+   */
+  setFilePriority(files: number | readonly number[], priority: FilePriority): void {
+    const list = typeof files === "number" ? [files] : files;
+    for (const i of list) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.#priorities.length) {
+        throw new RangeError(
+          `File index ${i} is out of range: the torrent has ${this.#priorities.length} files`,
+        );
+      }
+    }
+    for (const i of list) this.#priorities[i] = priority;
+    if (this.#picker === undefined) return; // applied by start()
+    const wasDone = this.#isDone();
+    this.#applyPriorities();
+    if (this.#state === "seeding" && wasDone && !this.#isDone()) {
+      this.#state = "downloading";
+      this.#neededDownload = true;
+      this.#completedAt = 0;
+      this.#log.info("torrent", "Downloading again: files were selected", { files: list.join(",") });
+    } else if (this.#state === "downloading" && this.#isDone()) {
+      this.#finish();
+    }
+    for (const p of this.#peers.values()) p.refreshInterest();
+  }
+
+  #applyPriorities(): void {
+    const { wanted, high } = piecesFor(this.metainfo, this.#priorities);
+    this.#wanted = wanted;
+    this.#picker.setPriorities(wanted, high);
+    if (wanted !== null) {
+      this.#log.info("torrent", "File selection", {
+        skipped: this.#priorities.filter((p) => p === "skip").length,
+        wantedPieces: wanted.count(),
+      });
+    }
+  }
+
+  /** Every wanted piece is verified. */
+  #isDone(): boolean {
+    return this.#picker === undefined ? this.#have.isComplete() : this.#picker.complete;
+  }
+
+  #wantedLeft(): number {
+    const wanted = wantedBytes(this.metainfo, this.#wanted, this.#have);
+    return wanted.total - wanted.done;
+  }
+
   /** A snapshot of progress and rates. */
   stats(): TorrentStats {
     const now = this.#now();
@@ -844,14 +971,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       completedBytes -= meta.pieceCount * meta.pieceLength - meta.totalLength;
     }
     const downloadRate = this.#down.rate(now);
-    const left = meta.totalLength - completedBytes;
+    const wanted = wantedBytes(meta, this.#wanted, this.#have);
+    const left = wanted.total - wanted.done;
     return {
       state: this.#state,
       completedPieces: this.#have.count(),
       pieceCount: meta.pieceCount,
       completedBytes,
       totalBytes: meta.totalLength,
-      percent: meta.totalLength === 0 ? 100 : (completedBytes / meta.totalLength) * 100,
+      percent: wanted.total === 0 ? 100 : (wanted.done / wanted.total) * 100,
       downloaded: this.#down.total,
       uploaded: this.#up.total,
       downloadRate,
@@ -861,6 +989,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       failedPieces: this.#failedPieces,
       bufferedBytes: this.#picker?.bufferedBytes ?? 0,
       activeSeconds: ((this.#completedAt || now) - (this.#startedAt || now)) / 1000,
+      wantedPieces: wanted.pieces,
+      wantedBytes: wanted.total,
+      done: wanted.donePieces === wanted.pieces,
     };
   }
 

@@ -121,6 +121,12 @@ export class PiecePicker {
   #seeds = 0;
   #buffersOut = 0;
   readonly #view: SelectionView;
+  /** Pieces to download (null: all), pieces to start first (null: none), and counts of those still missing. */
+  #wanted: Bitfield | null = null;
+  #high: Bitfield | null = null;
+  #wantedMissing = 0;
+  #highMissing = 0;
+  readonly #highView: SelectionView;
 
   /** @param options Torrent geometry, state and selector. */
   constructor(options: PiecePickerOptions) {
@@ -148,6 +154,47 @@ export class PiecePicker {
       isPartial: (i) => this.#partials.has(i),
       random: () => this.#random(),
     };
+    this.#highView = {
+      pieceCount,
+      get completedCount() {
+        return have.count();
+      },
+      wants: (i) => this.#wants(i) && this.#high !== null && this.#high.get(i),
+      availability: this.#view.availability,
+      isPartial: this.#view.isPartial,
+      random: this.#view.random,
+    };
+  }
+
+  /**
+   * Restricts downloading to the `wanted` pieces (file priorities: pieces only skipped files
+   * touch are never requested) and starts `high` pieces before the others: the selector is
+   * first shown a view whose `wants()` is true only for high pieces. Partial pieces already
+   * started are finished either way. The bitfields are kept by reference and never modified:
+   * pass new ones to change the priorities.
+   *
+   * @param wanted Pieces to download; null for all.
+   * @param high Pieces to start first; null for none.
+   */
+  setPriorities(wanted: Bitfield | null, high: Bitfield | null): void {
+    this.#wanted = wanted;
+    this.#high = high;
+    this.#wantedMissing = 0;
+    this.#highMissing = 0;
+    for (let i = 0; i < this.#pieceCount; i++) {
+      if (this.#have.get(i)) continue;
+      if (this.#isWanted(i)) this.#wantedMissing++;
+      if (this.#high?.get(i)) this.#highMissing++;
+    }
+  }
+
+  #isWanted(i: number): boolean {
+    return this.#wanted === null || this.#wanted.get(i);
+  }
+
+  /** Wanted pieces not yet verified (all missing pieces without priorities). */
+  get missingCount(): number {
+    return this.#wanted === null ? this.#pieceCount - this.#have.count() : this.#wantedMissing;
   }
 
   /** The read-only view given to the selector (also useful to tests). */
@@ -173,6 +220,7 @@ export class PiecePicker {
 
   #wants(i: number): boolean {
     if (i < 0 || i >= this.#pieceCount || this.#have.get(i) || this.#pending.has(i)) return false;
+    if (this.#wanted !== null && !this.#wanted.get(i)) return false;
     const p = this.#partials.get(i);
     return p === undefined || p.unrequested > 0;
   }
@@ -214,9 +262,9 @@ export class PiecePicker {
     this.#availability[piece]!++;
   }
 
-  /** True when every piece is verified. */
+  /** True when every wanted piece is verified (every piece, without priorities). */
   get complete(): boolean {
-    return this.#have.isComplete();
+    return this.missingCount === 0;
   }
 
   /**
@@ -235,7 +283,27 @@ export class PiecePicker {
       if (p.unrequested > 0 && peer.has(p.index)) this.#takeBlocks(p, peer.id, max, out);
       if (out.length >= max) return out;
     }
-    // New pieces, while we have buffer budget.
+    // New pieces, while we have buffer budget: high-priority ones first, through their own view.
+    if (this.#high !== null && this.#highMissing > 0) this.#startNew(peer, max, out, this.#highView);
+    this.#startNew(peer, max, out, this.#view);
+    if (out.length < max && this.#inEndgame()) {
+      for (const p of this.#partials.values()) {
+        if (!peer.has(p.index)) continue;
+        for (let b = 0; b < p.blocks && out.length < max; b++) {
+          if (p.received[b]) continue;
+          const r = p.requesters[b];
+          if (r === undefined || r.length !== 1 || r[0] === peer.id) continue;
+          r.push(peer.id);
+          out.push(this.#block(p, b));
+        }
+        if (out.length >= max) break;
+      }
+    }
+    return out;
+  }
+
+  /** Starts new pieces the selector picks through `view`, while the buffer budget allows. */
+  #startNew(peer: PickerPeer, max: number, out: BlockRef[], view: SelectionView): void {
     // Pieces being hashed and written hold buffers too: a slow disk slows the network.
     while (out.length < max && this.#partials.size + this.#pending.size < this.#maxBuffers) {
       const blocksPerPiece = Math.ceil(this.#pieceLength / BLOCK_SIZE);
@@ -247,9 +315,9 @@ export class PiecePicker {
       let unusable = 0;
       let picks: Iterable<number>;
       try {
-        picks = this.#selector.select(this.#view, peer, want);
+        picks = this.#selector.select(view, peer, want);
         for (const i of picks) {
-          if (!Number.isInteger(i) || !this.#wants(i) || !peer.has(i) || this.#partials.has(i)) {
+          if (!Number.isInteger(i) || !view.wants(i) || !peer.has(i) || this.#partials.has(i)) {
             this.#onFault?.(
               new PluginError(
                 this.#selector.name,
@@ -272,28 +340,18 @@ export class PiecePicker {
       }
       if (started === 0 || unusable >= MAX_UNUSABLE_PICKS) break;
     }
-    if (out.length < max && this.#inEndgame()) {
-      for (const p of this.#partials.values()) {
-        if (!peer.has(p.index)) continue;
-        for (let b = 0; b < p.blocks && out.length < max; b++) {
-          if (p.received[b]) continue;
-          const r = p.requesters[b];
-          if (r === undefined || r.length !== 1 || r[0] === peer.id) continue;
-          r.push(peer.id);
-          out.push(this.#block(p, b));
-        }
-        if (out.length >= max) break;
-      }
-    }
-    return out;
   }
 
   /** Endgame: every missing piece is partial (or pending) and has no unrequested block. */
   #inEndgame(): boolean {
-    const missing = this.#pieceCount - this.#have.count() - this.#pending.size;
-    if (missing !== this.#partials.size) return false;
-    for (const p of this.#partials.values()) if (p.unrequested > 0) return false;
-    return true;
+    let partials = 0;
+    for (const p of this.#partials.values()) {
+      if (p.unrequested > 0) return false;
+      if (this.#isWanted(p.index)) partials++;
+    }
+    let pending = 0;
+    for (const i of this.#pending) if (this.#isWanted(i)) pending++;
+    return this.missingCount - pending === partials;
   }
 
   #startPiece(i: number): Partial {
@@ -434,6 +492,10 @@ export class PiecePicker {
    */
   pieceVerified(completed: CompletedPiece): void {
     this.#pending.delete(completed.piece);
+    if (!this.#have.get(completed.piece)) {
+      if (this.#wanted?.get(completed.piece)) this.#wantedMissing--;
+      if (this.#high?.get(completed.piece)) this.#highMissing--;
+    }
     this.#have.set(completed.piece);
     this.#returnBuffer(completed.data);
   }

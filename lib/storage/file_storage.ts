@@ -25,6 +25,8 @@ import {
 export interface FileStorageOptions {
   /** Most file handles kept open at once (least recently used are closed first). @default {64} */
   maxOpenFiles?: number;
+  /** Files not to create at open, even zero-byte ones (skipped by file priorities). @default {none} */
+  skipFiles?: ReadonlySet<number>;
 }
 
 interface Slot {
@@ -122,6 +124,7 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
     for (let i = 0; i < meta.files.length; i++) {
       const path = paths[i];
       if (path === null || path === undefined || meta.files[i]!.length !== 0) continue;
+      if (options.skipFiles?.has(i)) continue;
       if ((await kindOf(path, absRoot)) === "file") continue;
       try {
         await mkdir(dirname(path), { recursive: true });

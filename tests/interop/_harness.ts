@@ -531,6 +531,13 @@ export interface LibtorrentSeederOptions {
   /** Aborting stops the seeder (and rejects while it is starting). */
   signal?: AbortSignal;
   /**
+   * DHT nodes (`"127.0.0.1:PORT"`) to bootstrap libtorrent's DHT from; the DHT is on (on the
+   * listen port, UDP) only when this is given, and the torrent is announced every 5 s.
+   *
+   * @default {[]}
+   */
+  dhtBootstrap?: string[];
+  /**
    * Deadline for the recheck and the listen socket.
    *
    * @default {60000}
@@ -557,6 +564,7 @@ export async function startLibtorrentSeeder(opts: LibtorrentSeederOptions): Prom
   const args = [LT_PEER, "seed", "--torrent", opts.torrentPath, "--save-path", opts.dataDir];
   args.push("--port", `${opts.port ?? 0}`, "--enc", opts.enc ?? "enabled");
   for (const peer of opts.peers ?? []) args.push("--peer", peer);
+  for (const node of opts.dhtBootstrap ?? []) args.push("--dht-bootstrap", node);
   const child = new Child("libtorrent seeder", PYTHON, args);
   const onAbort = () => void child.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -599,6 +607,15 @@ export interface LibtorrentLeecherOptions {
   port?: number;
   /** Called with each progress report (about once a second). */
   onProgress?: (progress: LeechProgress) => void;
+  /** Aborting stops the leecher (the returned promise then rejects). */
+  signal?: AbortSignal;
+  /**
+   * DHT nodes (`"127.0.0.1:PORT"`) to bootstrap libtorrent's DHT from; with it the leecher
+   * finds peers through the DHT (`peers` may then be empty).
+   *
+   * @default {[]}
+   */
+  dhtBootstrap?: string[];
 }
 
 /** A progress report of a libtorrent leecher. */
@@ -649,7 +666,11 @@ export async function runLibtorrentLeecher(opts: LibtorrentLeecherOptions): Prom
   // The script's own deadline is a backstop a little after ours.
   args.push("--timeout", `${Math.ceil(opts.timeoutMs / 1000) + 5}`);
   for (const peer of opts.peers) args.push("--peer", peer);
+  for (const node of opts.dhtBootstrap ?? []) args.push("--dht-bootstrap", node);
+  opts.signal?.throwIfAborted();
   const child = new Child("libtorrent leecher", PYTHON, args);
+  const onAbort = () => void child.stop();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
   const onProgress = opts.onProgress;
   if (onProgress !== undefined) {
     child.onLine((line) => {
@@ -672,6 +693,7 @@ export async function runLibtorrentLeecher(opts: LibtorrentLeecherOptions): Prom
       peakRssBytes: numberField(done, "peak_rss_bytes"),
     };
   } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
     await child.stop();
   }
 }

@@ -29,6 +29,14 @@ Modes:
       With --stay it then keeps seeding until a piped stdin closes or a
       signal arrives. Exits 2 on timeout.
 
+DHT (seed and leech): --dht-bootstrap HOST:PORT (repeatable) turns libtorrent's
+DHT on, on the listen port (UDP), bootstrapped from those nodes, with the
+loopback restrictions lifted (dht_restrict_routing_ips/search_ips False, no
+per-IP DHT rate ban) and torrents announced every --dht-announce-interval
+seconds (default 5). A leecher with no --peer then finds its peers through
+the DHT alone. Each DHT node count change is printed as
+{"event":"dht","nodes":N} (at most once a second).
+
 Encryption: --enc sets in/out_enc_policy; --enc-level sets allowed_enc_level
 (default: rc4 when forced, else both; RC4 is preferred only with level rc4).
 
@@ -121,7 +129,41 @@ def session_settings(args):
                           | lt.alert.category_t.storage_notification
                           | lt.alert.category_t.connect_notification),
     })
+    if getattr(args, "dht_bootstrap", None):
+        s.update({
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(args.dht_bootstrap),
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            # Every test node is on 127.0.0.1: one address must not be banned for its rate.
+            "dht_block_ratelimit": 100000,
+            "dht_announce_interval": int(args.dht_announce_interval),
+        })
     return s
+
+
+class DhtWatch:
+    """Prints {"event":"dht","nodes":N} when the DHT node count changes (at most once a second)."""
+
+    def __init__(self, ses, enabled):
+        self.ses = ses
+        self.enabled = enabled
+        self.last = -1
+        self.at = 0.0
+
+    def poll(self, alerts):
+        """Reads the answer to the last request from `alerts` and asks again once a second."""
+        if not self.enabled:
+            return
+        for a in alerts:
+            if isinstance(a, lt.dht_stats_alert):
+                nodes = sum(b["num_nodes"] for b in a.routing_table)
+                if nodes != self.last:
+                    self.last = nodes
+                    emit({"event": "dht", "nodes": nodes})
+        if time.monotonic() - self.at >= 1.0:
+            self.at = time.monotonic()
+            self.ses.post_dht_stats()
 
 
 def wait_listening(ses, deadline):
@@ -208,6 +250,7 @@ def cmd_seed(args):
     stop = threading.Event()
     install_stop(stop)
     ses = lt.session(session_settings(args))
+    dht = DhtWatch(ses, bool(args.dht_bootstrap))
     deadline = time.monotonic() + args.timeout
     port = wait_listening(ses, deadline)
     h, ti = add(ses, args.torrent, args.save_path)
@@ -219,7 +262,7 @@ def cmd_seed(args):
         if time.monotonic() > deadline:
             raise Fatal("Seeder not ready: still checking after %ds" % args.timeout)
         ses.wait_for_alert(200)
-        log_alerts(ses)
+        dht.poll(log_alerts(ses))
         st = h.status()
         if st.errc.value() != 0:
             raise Fatal("Seeder failed: %s" % st.errc.message())
@@ -234,7 +277,7 @@ def cmd_seed(args):
     # transmission-cli) until one of them has connected.
     dialing = bool(peers)
     while not stop.wait(0.5):
-        log_alerts(ses)
+        dht.poll(log_alerts(ses))
         if dialing:
             if h.status().num_peers > 0:
                 dialing = False
@@ -264,6 +307,7 @@ def cmd_leech(args):
     install_stop(stop)
     peers = [parse_peer(p) for p in args.peer or []]
     ses = lt.session(session_settings(args))
+    dht = DhtWatch(ses, bool(args.dht_bootstrap))
     start = time.monotonic()
     deadline = start + args.timeout
     port = wait_listening(ses, deadline)
@@ -285,7 +329,7 @@ def cmd_leech(args):
             emit({"event": "timeout", "progress": st.progress, "bytes": st.total_wanted_done})
             return 2
         ses.wait_for_alert(100)
-        log_alerts(ses)
+        dht.poll(log_alerts(ses))
         st = h.status()
         if st.errc.value() != 0:
             raise Fatal("Leecher failed: %s" % st.errc.message())
@@ -310,7 +354,7 @@ def cmd_leech(args):
           "peak_rss_bytes": peak})
     if args.stay:
         while not stop.wait(0.5):
-            log_alerts(ses)
+            dht.poll(log_alerts(ses))
         emit({"event": "stopped", "uploaded": h.status().total_payload_upload})
     return 0
 
@@ -336,6 +380,9 @@ def main(argv):
         p.add_argument("--peer", action="append")
         p.add_argument("--preset", choices=["fast", "default"], default="fast",
                        help="start from high_performance_seed() or libtorrent's defaults")
+        p.add_argument("--dht-bootstrap", action="append",
+                       help="turn the DHT on, bootstrapped from this HOST:PORT (repeatable)")
+        p.add_argument("--dht-announce-interval", type=float, default=5.0)
         if name == "leech":
             p.add_argument("--progress-interval", type=float, default=1.0)
             p.add_argument("--stay", action="store_true")

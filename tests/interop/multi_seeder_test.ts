@@ -62,12 +62,16 @@ Deno.test({
       });
       stack.defer(() => tr.stop());
       // The shoal seeder reads the same data folder (its resume data goes in its own folder).
-      const seedSession = new Session({ downloadDir: prepared.seedDir, hostname: "127.0.0.1" });
+      // Every peer here is 127.0.0.1 and Transmission keeps one connection per address: peer
+      // exchange or local discovery would make the shoal seed dial Transmission too, and
+      // Transmission would then drop the leecher. This test is about three seeders, so both are off.
+      const quiet = { hostname: "127.0.0.1", pex: false, lsd: false } as const;
+      const seedSession = new Session({ downloadDir: prepared.seedDir, ...quiet });
       stack.defer(() => seedSession.close());
       const seeding = await seedSession.add(meta, { resumeDir: join(dir, "seed-resume") });
       assert.equal(seeding.state, "seeding");
 
-      const leechSession = new Session({ downloadDir: join(dir, "out"), hostname: "127.0.0.1" });
+      const leechSession = new Session({ downloadDir: join(dir, "out"), ...quiet });
       stack.defer(() => leechSession.close());
       const trAddress = `127.0.0.1:${tr.port}`;
       const ltAddress = `127.0.0.1:${lt.port}`;

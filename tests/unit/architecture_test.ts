@@ -3,7 +3,9 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
 // Who may import whom (DESIGN.md): lib/ never imports plugins/, mod.ts or the CLI; plugins (shipped
-// ones and the user-style fixtures) import nothing but the contract types, type-only.
+// ones and the user-style fixtures) import the contract types (type-only), Node's built-in modules
+// (`node:crypto`...), and the files of their own folder (`plugins/<kind>/`, or `fixtures/plugins/`
+// for the fixtures), nothing else.
 
 const ROOT = resolve(dirname(fromFileUrl(import.meta.url)), "../..");
 
@@ -134,16 +136,35 @@ function libViolations(file: string, source: string): string[] {
   return out;
 }
 
-/** Violations of the rule for plugins: only `import type ... from ".../lib/types.ts"`. */
+/**
+ * The folder a plugin file may import from: `plugins/<kind>/` for shipped plugins,
+ * `fixtures/plugins/` for the user-style ones; none for a file outside a kind folder.
+ */
+function homeOf(file: string): string | null {
+  const parts = relative(ROOT, file).split("\\").join("/").split("/");
+  if (parts[0] === "plugins" && parts.length > 2) return `plugins/${parts[1]}/`;
+  if (parts[0] === "fixtures" && parts[1] === "plugins" && parts.length > 2) return "fixtures/plugins/";
+  return null;
+}
+
+/**
+ * Violations of the rule for plugins: `import type ... from ".../lib/types.ts"`, `node:`
+ * built-ins, and files of the plugin's own folder; no dynamic imports.
+ */
 function pluginViolations(file: string, source: string): string[] {
   const out: string[] = [];
+  const home = homeOf(file);
   for (const ref of importsOf(source)) {
     const where = `${relative(ROOT, file)}:${ref.line}`;
     const to = ref.specifier === "" ? null : target(file, ref.specifier);
     if (ref.dynamic) out.push(`${where}: dynamic import(${ref.specifier})`);
-    else if (to !== "lib/types.ts") {
-      out.push(`${where}: imports ${ref.specifier || "?"}; only lib/types.ts is allowed`);
-    } else if (!ref.typeOnly) out.push(`${where}: imports lib/types.ts without "import type"`);
+    else if (ref.specifier.startsWith("node:")) continue;
+    else if (to === "lib/types.ts") {
+      if (!ref.typeOnly) out.push(`${where}: imports lib/types.ts without "import type"`);
+    } else if (to === null || home === null || !to.startsWith(home)) {
+      const allowed = `lib/types.ts (types), node: built-ins${home ? ` and ${home}` : ""}`;
+      out.push(`${where}: imports ${ref.specifier || "?"}; only ${allowed} are allowed`);
+    }
   }
   return out;
 }
@@ -172,7 +193,7 @@ Deno.test("lib/ never imports plugins/, mod.ts or the CLI", async () => {
   assert.deepEqual(problems, []);
 });
 
-Deno.test("plugins/ and fixtures/plugins/ import nothing but the types of lib/types.ts", async () => {
+Deno.test("plugins/ and fixtures/plugins/ import only lib/types.ts types, node: built-ins and their own folder", async () => {
   const { files, problems } = await violations(["plugins", "fixtures/plugins"], pluginViolations);
   assert.ok(files >= 3, `only ${files} plugin files found`);
   assert.deepEqual(problems, []);
@@ -254,21 +275,39 @@ Deno.test("the lib/ rule rejects plugins, mod.ts, the CLI and computed imports",
   assert.deepEqual(libViolations(FAKE_LIB, good), []);
 });
 
-Deno.test("the plugin rule accepts only a type-only import of lib/types.ts", () => {
-  assert.deepEqual(
-    pluginViolations(FAKE_PLUGIN, `import type { PieceSelector } from "../../lib/types.ts";`),
-    [],
-  );
-  assert.deepEqual(pluginViolations(FAKE_PLUGIN, `export type { PeerView } from "../../lib/types.ts";`), []);
+Deno.test("the plugin rule accepts type-only lib/types.ts, node: built-ins and the plugin's own folder", () => {
+  const good = [
+    `import type { PieceSelector } from "../../lib/types.ts";`,
+    `export type { PeerView } from "../../lib/types.ts";`,
+    `import { createHash } from "node:crypto";`,
+    `import { sequential } from "./sequential.ts";`,
+    `import { helper } from "./util/helper.ts";`,
+    `export { rarestFirst } from "./rarest_first.ts";`,
+  ];
+  for (const line of good) assert.deepEqual(pluginViolations(FAKE_PLUGIN, line), [], line);
   const bad = [
     `import { PieceSelector } from "../../lib/types.ts";`, // not type-only
     `import { type PeerView } from "../../lib/types.ts";`, // inline type modifier only
     `import type { Bitfield } from "../../lib/bitfield.ts";`,
-    `import { sequential } from "./sequential.ts";`,
+    `import { Rc4 } from "../encryption/rc4.ts";`, // another kind's folder
     `import { Session } from "../../mod.ts";`,
-    `import { createHash } from "node:crypto";`,
+    `import { x } from "npm:left-pad";`,
+    `import { y } from "https://example.invalid/y.ts";`,
     `import "../../lib/types.ts";`,
     `const x = await import("../../lib/types.ts");`,
+    `const z = await import("./sequential.ts");`,
   ];
   for (const line of bad) assert.equal(pluginViolations(FAKE_PLUGIN, line).length, 1, line);
+  // A file outside a kind folder has no folder of its own to import from.
+  const loose = join(ROOT, "plugins/loose.ts");
+  assert.equal(pluginViolations(loose, `import { sequential } from "./selection/sequential.ts";`).length, 1);
+  assert.deepEqual(pluginViolations(loose, `import type { Encryption } from "../lib/types.ts";`), []);
+});
+
+Deno.test("a user-style fixture plugin may import its own folder but not plugins/", () => {
+  const fixture = join(ROOT, "fixtures/plugins/fake.ts");
+  assert.deepEqual(pluginViolations(fixture, `import { lowestFirst } from "./lowest_first.ts";`), []);
+  assert.deepEqual(pluginViolations(fixture, `import { createHash } from "node:crypto";`), []);
+  assert.equal(pluginViolations(fixture, `import { mse } from "../../plugins/encryption/mse.ts";`).length, 1);
+  assert.equal(pluginViolations(fixture, `import { x } from "../valid/x.ts";`).length, 1);
 });

@@ -155,7 +155,7 @@ Deno.test("cli create then info shows the torrent, and --json parses", async () 
     assert.match(info.stdout, /Web seeds:\n {2}http:\/\/ws\.example\/payload\//);
     assert.match(
       info.stdout,
-      /Files \(3\):\n.*payload\/one\.txt\n.*payload\/sub\/two\.bin\n +0 B {2}payload\/sub\/zero\n/,
+      /Files \(3\):\n {2}0 .*payload\/one\.txt\n {2}1 .*payload\/sub\/two\.bin\n {2}2 +0 B {2}payload\/sub\/zero\n/,
     );
     assert.doesNotMatch(info.stdout, /Created on/);
 

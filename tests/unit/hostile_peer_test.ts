@@ -4,7 +4,7 @@ import { createTorrent } from "../../lib/create.ts";
 import { parseMetainfo } from "../../lib/metainfo.ts";
 import type { Torrent, TorrentEventMap } from "../../lib/torrent.ts";
 import type { LogRecord, Metainfo } from "../../lib/types.ts";
-import { Session } from "../../mod.ts";
+import { mse, Session } from "../../mod.ts";
 import { FakeConnection, FakePeer, sleep, withDeadline } from "../_fake_peer.ts";
 
 // A shoal Session downloads a small torrent while a scripted fake peer misbehaves. For each
@@ -81,6 +81,7 @@ class Swarm implements AsyncDisposable {
     this.leecher = new Session({
       downloadDir: join(dir, "leech"),
       hostname: "127.0.0.1",
+      encryption: mse({ policy: "disable" }), // the fake peers speak plaintext
       logLevel: "debug",
       logSinks: [(record) => this.logs.push(record)],
     });

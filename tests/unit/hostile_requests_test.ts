@@ -410,7 +410,9 @@ Deno.test("shoal queues at most 1000 requests of a peer, rejects the rest, and d
     const gone = await fixture.disconnected(port);
     assert.match(
       gone.reason ?? "",
-      new RegExp(`more than ${MAX_INCOMING_REQUESTS} requests queued \\(${MAX_INCOMING_REQUESTS + 1} refused\\)`),
+      new RegExp(
+        `more than ${MAX_INCOMING_REQUESTS} requests queued \\(${MAX_INCOMING_REQUESTS + 1} refused\\)`,
+      ),
     );
     const grown = Deno.memoryUsage().rss - before;
     let pieces = 0;

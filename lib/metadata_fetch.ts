@@ -1,0 +1,628 @@
+/**
+ * Fetching a magnet link's metadata (BEP 9): connect to several peers, ask those that offer
+ * `ut_metadata` for the info dictionary in 16 KiB pieces spread over them, assemble it, and
+ * accept it only when its SHA-1 is the info-hash.
+ *
+ * Faults are contained per peer. A peer whose extended handshake is not a dictionary, whose
+ * `metadata_size` is 0, negative, not an integer or over the cap, or that sends a piece over
+ * 16 KiB, a wrong `total_size` or a wrong piece length is dropped on the spot. A refused piece
+ * is asked of others; a peer that refuses everything, or times out on requests twice, is dropped
+ * and may be tried again later. When peers disagree on `metadata_size`, the size most of them
+ * claim is assembled first. When the assembled metadata does not hash to the info-hash: if one
+ * peer sent it all, that peer is banned; otherwise the fetch switches to one peer at a time
+ * (each peer sends every piece), so the next failure names its peer, and once the metadata is
+ * verified the peers whose earlier pieces differ from it are banned too.
+ *
+ * A `bitfield` (or `have_all`, `have`) that arrives before the metadata is kept and checked
+ * once the piece count is known: peers whose bitfield does not fit the torrent are left out of
+ * {@linkcode FetchedMetadata.peers}, and the others are listed seeds first, so the download
+ * (which opens its own connections) starts with the best of them.
+ *
+ * @module
+ */
+
+import { decode } from "./bencode.ts";
+import { Bitfield } from "./bitfield.ts";
+import { MetainfoError, ProtocolError, ShoalError } from "./errors.ts";
+import { Logger } from "./log.ts";
+import type { MagnetLink } from "./magnet.ts";
+import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
+import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
+import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
+import { sha1 } from "./storage/verify.ts";
+import { Announcer } from "./tracker/announcer.ts";
+import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
+import type { Duplex, Encryption } from "./types.ts";
+import { reservedBits } from "./wire/handshake.ts";
+
+/** Options for {@linkcode fetchMetadata} and {@linkcode MetadataFetcher}. */
+export interface FetchMetadataOptions {
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Peers to try besides the link's `x.pe` ("host:port"). @default {[]} */
+  peers?: readonly string[];
+  /**
+   * Announce to the link's `tr` trackers (each its own tier) and these extra tiers while
+   * fetching; `left` is reported as 16 KiB, as libtorrent does before it knows the size.
+   * Absent: no trackers.
+   */
+  trackers?: { port: number; udp?: UdpTrackerClient; extraTiers?: readonly (readonly string[])[] };
+  /** Aborts the fetch (it rejects with the signal's reason). */
+  signal?: AbortSignal;
+  /** Gives up after this many milliseconds (0: never). @default {0} */
+  timeoutMs?: number;
+  /** Where the fetch logs (category `metadata`). @default a logger with no sinks */
+  logger?: Logger;
+  /** Largest `metadata_size` accepted from a peer. @default {16 MiB} */
+  maxMetadataSize?: number;
+  /** Connection encryption plugin; absent: plaintext only. */
+  encryption?: Encryption;
+  /** Connections at once. @default {8} */
+  maxConnections?: number;
+  /** Deadline for dialling plus handshake, in ms. @default {10_000} */
+  dialTimeoutMs?: number;
+  /** Deadline for the peer's extended handshake after ours, in ms. @default {10_000} */
+  handshakeTimeoutMs?: number;
+  /** Deadline for the answer to one piece request, in ms. @default {15_000} */
+  requestTimeoutMs?: number;
+  /** Our listening port, sent as `p` in the extended handshake. */
+  listenPort?: number;
+  /** Clock. @default {Date.now} */
+  now?: () => number;
+}
+
+/** A peer met during the fetch, with what it said about its pieces (already checked). */
+export interface MetadataSource {
+  /** "host:port". */
+  readonly address: string;
+  /** Pieces it announced before the metadata arrived ("all" for a seed), or null if it said nothing. */
+  readonly pieces: number | "all" | null;
+}
+
+/** The result of a metadata fetch. */
+export interface FetchedMetadata {
+  /** The raw info dictionary; its SHA-1 is the info-hash. */
+  readonly infoBytes: Uint8Array;
+  /**
+   * Peers to download from, best first: those met during the fetch whose piece information
+   * fits the torrent (seeds first), then the other addresses heard of. Banned peers and peers
+   * whose bitfield did not fit are left out.
+   */
+  readonly peers: readonly MetadataSource[];
+}
+
+interface Candidate {
+  source: string;
+  failures: number;
+  nextTry: number;
+}
+
+interface Assembly {
+  readonly size: number;
+  readonly count: number;
+  readonly buffer: Uint8Array;
+  readonly received: Uint8Array;
+  receivedCount: number;
+  /** Sender of each piece. */
+  readonly from: string[];
+}
+
+/** Most requests in flight to one peer. */
+const PER_PEER_REQUESTS = 2;
+/** Refused pieces after which a peer is no use to the fetch. */
+const MAX_REJECTS = 3;
+/** Requests timed out after which a peer is dropped. */
+const MAX_TIMEOUTS = 2;
+const MAX_CANDIDATES = 500;
+
+/**
+ * Fetches a magnet link's metadata from peers.
+ *
+ * @example
+ * ```ts ignore
+ * import { fetchMetadata } from "./metadata_fetch.ts";
+ * import { parseMagnet } from "./magnet.ts";
+ * const link = parseMagnet("magnet:?xt=urn:btih:...&x.pe=127.0.0.1:6881");
+ * const { infoBytes } = await fetchMetadata(link, { peerId, signal: AbortSignal.timeout(60_000) });
+ * ```
+ *
+ * @param link The magnet link (its info-hash, `x.pe` peers and `tr` trackers are used).
+ * @param options Identity, other peer sources, limits.
+ * @returns The verified info dictionary and the peers worth downloading from.
+ * @throws {ShoalError} when aborted or timed out (code `METADATA_TIMEOUT`).
+ * @throws {MetainfoError} when the verified metadata is not a bencoded dictionary.
+ */
+export function fetchMetadata(
+  link: Pick<MagnetLink, "infoHash" | "peers" | "trackers">,
+  options: FetchMetadataOptions,
+): Promise<FetchedMetadata> {
+  const fetcher = new MetadataFetcher(link, options);
+  fetcher.start();
+  return fetcher.result;
+}
+
+/**
+ * The state of one metadata fetch; {@linkcode fetchMetadata} is the usual way in. More peers
+ * can be fed in while it runs with {@linkcode MetadataFetcher.addPeers}.
+ *
+ * @example
+ * ```ts ignore
+ * const fetcher = new MetadataFetcher(link, { peerId });
+ * fetcher.start();
+ * fetcher.addPeers(["127.0.0.1:51413"], "lsd");
+ * const { infoBytes } = await fetcher.result;
+ * ```
+ */
+export class MetadataFetcher {
+  /** Settles with the metadata, or rejects when aborted or timed out. */
+  readonly result: Promise<FetchedMetadata>;
+
+  readonly #infoHash: Uint8Array;
+  readonly #options: FetchMetadataOptions;
+  readonly #log: Logger;
+  readonly #now: () => number;
+  readonly #maxSize: number;
+  readonly #candidates = new Map<string, Candidate>();
+  readonly #peers = new Map<string, MetadataPeer>();
+  readonly #connecting = new Set<string>();
+  readonly #banned = new Set<string>();
+  /** Peers that broke the protocol: never asked again, not handed on. */
+  readonly #faulty = new Set<string>();
+  /** What each peer said about its pieces, kept after it closes. */
+  readonly #evidence = new Map<string, PieceEvidence>();
+  readonly #abort = new AbortController();
+  readonly #trackerTiers: string[][];
+  #announcer: Announcer | null = null;
+  #assembly: Assembly | null = null;
+  /** After a failed hash with several senders: one peer sends everything. */
+  #singleMode = false;
+  #single: string | null = null;
+  readonly #triedSingle = new Set<string>();
+  /** Pieces of failed assemblies, by sender, to find liars once the metadata is verified. */
+  readonly #suspects: { size: number; piece: number; peer: string; data: Uint8Array }[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #deadline: ReturnType<typeof setTimeout> | undefined;
+  #done = false;
+  #resolve!: (value: FetchedMetadata) => void;
+  #reject!: (error: Error) => void;
+
+  /**
+   * Creates the fetch; nothing happens before {@linkcode MetadataFetcher.start}.
+   *
+   * @param link The magnet link's info-hash, peers and trackers.
+   * @param options Identity, other peer sources, limits.
+   */
+  constructor(link: Pick<MagnetLink, "infoHash" | "peers" | "trackers">, options: FetchMetadataOptions) {
+    if (link.infoHash.length !== 20) throw new TypeError("Info-hash must be 20 bytes");
+    this.#infoHash = link.infoHash.slice();
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#maxSize = options.maxMetadataSize ?? 16 * 1024 * 1024;
+    this.#log = (options.logger ?? new Logger()).child({ torrent: hex(this.#infoHash).slice(0, 12) });
+    this.#trackerTiers = [
+      ...link.trackers.map((t) => [t]),
+      ...(options.trackers?.extraTiers ?? []).map((t) => [...t]),
+    ];
+    this.result = new Promise<FetchedMetadata>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.result.catch(() => {/* the caller gets the rejection through `result` */});
+    this.addPeers([...link.peers, ...(options.peers ?? [])], "magnet");
+  }
+
+  /** Starts connecting and announcing. */
+  start(): void {
+    if (this.#timer !== undefined || this.#done) return;
+    const signal = this.#options.signal;
+    if (signal?.aborted) {
+      this.#fail(signal.reason instanceof Error ? signal.reason : new ShoalError("STOPPED", "Fetch aborted"));
+      return;
+    }
+    signal?.addEventListener("abort", () => {
+      this.#fail(signal.reason instanceof Error ? signal.reason : new ShoalError("STOPPED", "Fetch aborted"));
+    }, { once: true });
+    const timeoutMs = this.#options.timeoutMs ?? 0;
+    if (timeoutMs > 0) {
+      this.#deadline = setTimeout(() => {
+        this.#fail(
+          new ShoalError(
+            "METADATA_TIMEOUT",
+            `No metadata after ${timeoutMs} ms: ${this.#evidence.size} peers answered, ${this.#banned.size} banned`,
+          ),
+        );
+      }, timeoutMs);
+    }
+    const tick = Math.max(50, Math.min(1000, (this.#options.requestTimeoutMs ?? 15_000) / 4));
+    this.#timer = setInterval(() => this.#tick(), tick);
+    this.#startAnnouncing();
+    this.#log.info("metadata", "Fetching metadata", { peers: this.#candidates.size });
+    this.#connectMore();
+  }
+
+  /**
+   * Adds peers to ask. Invalid addresses are skipped; at most 500 are kept.
+   *
+   * @param addresses "host:port" or "[v6]:port".
+   * @param source Where they came from, for logs.
+   * @returns How many were new.
+   */
+  addPeers(addresses: Iterable<string>, source: string): number {
+    let added = 0;
+    for (const address of addresses) {
+      try {
+        parseAddress(address);
+      } catch (error) {
+        this.#log.debug("metadata", `Skipped an invalid peer address: ${(error as Error).message}`);
+        continue;
+      }
+      if (this.#candidates.has(address) || this.#banned.has(address)) continue;
+      if (this.#candidates.size >= MAX_CANDIDATES) break;
+      this.#candidates.set(address, { source, failures: 0, nextTry: 0 });
+      added++;
+    }
+    if (added > 0 && this.#timer !== undefined) this.#connectMore();
+    return added;
+  }
+
+  #startAnnouncing(): void {
+    const trackers = this.#options.trackers;
+    if (trackers === undefined || this.#trackerTiers.length === 0) return;
+    this.#announcer = new Announcer({
+      tiers: this.#trackerTiers,
+      infoHash: this.#infoHash,
+      peerId: this.#options.peerId,
+      port: trackers.port,
+      ...(trackers.udp ? { udp: trackers.udp } : {}),
+      logger: this.#log,
+      stats: () => ({ uploaded: 0, downloaded: 0, left: METADATA_PIECE_SIZE }),
+      onPeers: (peers) => this.addPeers(peers, "tracker"),
+    });
+    this.#announcer.start();
+  }
+
+  #tick(): void {
+    const now = this.#now();
+    const requestTimeout = this.#options.requestTimeoutMs ?? 15_000;
+    const handshakeTimeout = this.#options.handshakeTimeoutMs ?? 10_000;
+    for (const peer of [...this.#peers.values()]) {
+      if (peer.metadataSize === undefined && now - peer.connectedAt > handshakeTimeout) {
+        peer.close(new ShoalError("TIMEOUT", `No extended handshake within ${handshakeTimeout} ms`));
+        continue;
+      }
+      for (const [piece, at] of peer.requests) {
+        if (now - at <= requestTimeout) continue;
+        peer.requests.delete(piece);
+        peer.timeouts++;
+        this.#log.debug("metadata", "Metadata request timed out", { peer: peer.address, piece });
+      }
+      if (peer.timeouts >= MAX_TIMEOUTS) {
+        peer.close(new ShoalError("TIMEOUT", `${peer.timeouts} metadata requests timed out`));
+      }
+    }
+    this.#connectMore();
+    this.#schedule();
+  }
+
+  #connectMore(): void {
+    if (this.#done) return;
+    const max = this.#options.maxConnections ?? 8;
+    const now = this.#now();
+    for (const [address, c] of this.#candidates) {
+      if (this.#peers.size + this.#connecting.size >= max) break;
+      if (this.#peers.has(address) || this.#connecting.has(address) || c.nextTry > now) continue;
+      this.#dial(address, c);
+    }
+  }
+
+  #dial(address: string, c: Candidate): void {
+    this.#connecting.add(address);
+    this.#dialAttempts(address).then(
+      (handshaken) => {
+        this.#connecting.delete(address);
+        if (this.#done) {
+          handshaken.duplex.close();
+          return;
+        }
+        if (equalBytes(handshaken.remote.peerId, this.#options.peerId)) {
+          handshaken.duplex.close();
+          this.#candidates.delete(address);
+          return;
+        }
+        const peer = new MetadataPeer(address, handshaken, {
+          ready: (p) => this.#onReady(p),
+          data: (p, piece, data) => this.#onData(p, piece, data),
+          reject: (p, piece) => this.#onReject(p, piece),
+          closed: (p, error) => this.#onClosed(p, error),
+        }, {
+          maxMetadataSize: this.#maxSize,
+          now: this.#now,
+          ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
+        });
+        this.#peers.set(address, peer);
+        this.#log.debug("metadata", "Connected", { peer: address, source: c.source });
+        peer.start();
+      },
+      (error) => {
+        this.#connecting.delete(address);
+        this.#backoff(address, c);
+        this.#log.debug("metadata", `Cannot connect: ${(error as Error).message}`, { peer: address });
+      },
+    );
+  }
+
+  /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
+  async #dialAttempts(address: string): Promise<HandshakenPeer> {
+    const encryption = this.#options.encryption;
+    const attempts = encryption?.outgoingAttempts ?? ["plaintext"];
+    let last: unknown = new ShoalError("ENCRYPTION", `Encryption '${encryption?.name}' allows no connection`);
+    for (const attempt of attempts) {
+      try {
+        return await dialPeer(address, {
+          handshake: {
+            infoHash: this.#infoHash,
+            peerId: this.#options.peerId,
+            reserved: reservedBits({ fast: true, extensions: true }),
+          },
+          timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+          signal: this.#abort.signal,
+          ...(attempt === "encrypted" && encryption
+            ? {
+              wrap: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) =>
+                encryption.outgoing(raw, infoHash, signal),
+            }
+            : {}),
+        });
+      } catch (error) {
+        last = error;
+        if (this.#abort.signal.aborted) break;
+      }
+    }
+    throw last;
+  }
+
+  #backoff(address: string, c: Candidate, forever = false): void {
+    c.failures++;
+    c.nextTry = this.#now() + Math.min(60_000, 2_000 * 2 ** (c.failures - 1));
+    if (forever || c.failures >= 6) this.#candidates.delete(address);
+  }
+
+  #onReady(peer: MetadataPeer): void {
+    this.#log.debug("metadata", "Peer offers metadata", { peer: peer.address, size: peer.metadataSize! });
+    this.#schedule();
+  }
+
+  #onReject(peer: MetadataPeer, piece: number): void {
+    this.#log.debug("metadata", "Peer refused a metadata piece", { peer: peer.address, piece });
+    if (peer.rejected.size >= MAX_REJECTS) {
+      peer.close(new ShoalError("REJECTED", `Peer refused ${peer.rejected.size} metadata pieces`));
+      return;
+    }
+    this.#schedule();
+  }
+
+  #onClosed(peer: MetadataPeer, error: Error | undefined): void {
+    if (this.#peers.get(peer.address) !== peer) return;
+    this.#peers.delete(peer.address);
+    this.#evidence.set(peer.address, peer.evidence);
+    const c = this.#candidates.get(peer.address);
+    if (!this.#done) {
+      if (error !== undefined) {
+        this.#log.info("metadata", `Dropped peer: ${error.message}`, { peer: peer.address });
+      }
+      // A peer at fault (a protocol violation) or without metadata is not asked again; a slow or
+      // busy one may be. Only the first kind is left out of the result.
+      const faulty = error instanceof ProtocolError;
+      if (faulty) this.#faulty.add(peer.address);
+      const useless = error instanceof ShoalError && error.code === "NO_METADATA";
+      if (c !== undefined) this.#backoff(peer.address, c, faulty || useless);
+      if (this.#single === peer.address) this.#single = null;
+      this.#schedule();
+      this.#connectMore();
+    }
+  }
+
+  #ban(address: string, reason: string): void {
+    if (this.#banned.has(address)) return;
+    this.#banned.add(address);
+    this.#candidates.delete(address);
+    this.#log.warn("metadata", `Banned peer: ${reason}`, { peer: address });
+    this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
+  }
+
+  /** Peers that may be asked for pieces of the current assembly. */
+  #usable(): MetadataPeer[] {
+    return [...this.#peers.values()].filter((p) =>
+      !p.closed && p.metadataSize !== undefined && !this.#banned.has(p.address)
+    );
+  }
+
+  #schedule(): void {
+    if (this.#done) return;
+    const usable = this.#usable();
+    if (this.#assembly === null) {
+      if (usable.length === 0) return;
+      // The size most peers claim first (liars rarely agree with each other).
+      const votes = new Map<number, number>();
+      for (const p of usable) votes.set(p.metadataSize!, (votes.get(p.metadataSize!) ?? 0) + 1);
+      const size = [...votes].sort((a, b) => b[1] - a[1])[0]![0];
+      const count = metadataPieceCount(size);
+      this.#assembly = {
+        size,
+        count,
+        buffer: new Uint8Array(size),
+        received: new Uint8Array(count),
+        receivedCount: 0,
+        from: new Array(count).fill(""),
+      };
+      this.#log.debug("metadata", "Assembling metadata", { size, pieces: count });
+    }
+    const a = this.#assembly;
+    const sized = usable.filter((p) => p.metadataSize === a.size);
+    if (sized.length === 0) {
+      // Nobody left who claims this size: start over with what the others claim.
+      if (usable.length > 0) {
+        this.#assembly = null;
+        this.#schedule();
+      }
+      return;
+    }
+    if (this.#singleMode) {
+      if (this.#single === null || !sized.some((p) => p.address === this.#single)) {
+        const next = sized.find((p) => !this.#triedSingle.has(p.address)) ?? sized[0]!;
+        this.#single = next.address;
+        this.#triedSingle.add(next.address);
+        this.#reset(a);
+        this.#log.info("metadata", "Fetching all metadata from one peer", { peer: next.address });
+      }
+      this.#fill(this.#peers.get(this.#single)!, a, []);
+      return;
+    }
+    for (const peer of sized) this.#fill(peer, a, sized);
+  }
+
+  /** Requests pieces of `a` from `peer`, up to its share; `others` are checked for duplicates. */
+  #fill(peer: MetadataPeer, a: Assembly, others: readonly MetadataPeer[]): void {
+    for (let piece = 0; piece < a.count && peer.requests.size < PER_PEER_REQUESTS; piece++) {
+      if (a.received[piece] || peer.requests.has(piece) || peer.rejected.has(piece)) continue;
+      if (others.some((o) => o !== peer && o.requests.has(piece))) continue;
+      peer.request(piece);
+    }
+  }
+
+  #reset(a: Assembly): void {
+    a.received.fill(0);
+    a.receivedCount = 0;
+    a.from.fill("");
+  }
+
+  #onData(peer: MetadataPeer, piece: number, data: Uint8Array): void {
+    const a = this.#assembly;
+    if (a === null || peer.metadataSize !== a.size || a.received[piece]) return;
+    if (this.#singleMode && peer.address !== this.#single) return;
+    a.buffer.set(data, piece * METADATA_PIECE_SIZE);
+    a.received[piece] = 1;
+    a.receivedCount++;
+    a.from[piece] = peer.address;
+    if (a.receivedCount < a.count) {
+      this.#schedule();
+      return;
+    }
+    if (equalBytes(sha1(a.buffer), this.#infoHash)) {
+      this.#succeed(a.buffer);
+      return;
+    }
+    const senders = [...new Set(a.from)];
+    this.#log.warn("metadata", "Metadata does not match the info-hash", { peers: senders.join(",") });
+    if (senders.length === 1) {
+      this.#ban(senders[0]!, "sent metadata that does not match the info-hash");
+    } else {
+      for (let p = 0; p < a.count; p++) {
+        const begin = p * METADATA_PIECE_SIZE;
+        const piece = a.buffer.slice(begin, begin + metadataPieceLength(a.size, p));
+        if (this.#suspects.length < 4096) {
+          this.#suspects.push({ size: a.size, piece: p, peer: a.from[p]!, data: piece });
+        }
+      }
+      this.#singleMode = true;
+      this.#single = null;
+    }
+    this.#reset(a);
+    this.#schedule();
+  }
+
+  #succeed(infoBytes: Uint8Array): void {
+    let pieceCount: number;
+    try {
+      const info = decode(infoBytes, { maxBytes: this.#maxSize });
+      const pieces = info instanceof Map ? info.get("pieces") : undefined;
+      pieceCount = pieces instanceof Uint8Array ? Math.floor(pieces.length / 20) : 0;
+      if (!(info instanceof Map)) throw new MetainfoError("Metadata is not a dictionary");
+    } catch (error) {
+      this.#fail(
+        error instanceof MetainfoError
+          ? error
+          : new MetainfoError(`Verified metadata is not valid bencode: ${(error as Error).message}`, {
+            cause: error,
+          }),
+      );
+      return;
+    }
+    // Smart ban: pieces sent before that differ from the verified metadata name their senders.
+    for (const s of this.#suspects) {
+      if (s.size !== infoBytes.length) {
+        this.#ban(s.peer, "claimed a metadata_size that was not the real one");
+        continue;
+      }
+      const begin = s.piece * METADATA_PIECE_SIZE;
+      if (!equalBytes(s.data, infoBytes.subarray(begin, begin + s.data.length))) {
+        this.#ban(s.peer, `sent a corrupt metadata piece ${s.piece}`);
+      }
+    }
+    this.#log.info("metadata", "Metadata verified", { size: infoBytes.length, pieces: pieceCount });
+    const peers = this.#rankPeers(pieceCount);
+    this.#done = true;
+    this.#cleanup().then(() => this.#resolve({ infoBytes: infoBytes.slice(), peers }));
+  }
+
+  /** Peers met (checked against the piece count) first, seeds first; then the others heard of. */
+  #rankPeers(pieceCount: number): MetadataSource[] {
+    for (const peer of this.#peers.values()) this.#evidence.set(peer.address, peer.evidence);
+    const met: MetadataSource[] = [];
+    const leftOut = new Set([...this.#banned, ...this.#faulty]);
+    for (const [address, e] of this.#evidence) {
+      if (leftOut.has(address)) continue;
+      let pieces: number | "all" | null = e.all ? "all" : null;
+      if (e.bitfield !== null) {
+        let bits: Bitfield;
+        try {
+          bits = Bitfield.fromWire(e.bitfield, pieceCount);
+        } catch (error) {
+          this.#log.info("metadata", `Left out a peer: ${(error as Error).message}`, { peer: address });
+          leftOut.add(address);
+          continue;
+        }
+        pieces = bits.isComplete() ? "all" : bits.count();
+      }
+      if (e.haves.some((i) => i >= pieceCount)) {
+        this.#log.info("metadata", "Left out a peer: it announced a piece the torrent does not have", {
+          peer: address,
+        });
+        leftOut.add(address);
+        continue;
+      }
+      if (e.haves.length > 0 && pieces !== "all") {
+        pieces = Math.min(pieceCount, (pieces ?? 0) + e.haves.length);
+      }
+      met.push({ address, pieces });
+    }
+    const rank = (s: MetadataSource) => (s.pieces === "all" ? Infinity : s.pieces ?? -1);
+    met.sort((a, b) => rank(b) - rank(a));
+    const seen = new Set(met.map((s) => s.address));
+    for (const address of this.#candidates.keys()) {
+      if (!seen.has(address) && !leftOut.has(address)) met.push({ address, pieces: null });
+    }
+    return met;
+  }
+
+  #fail(error: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#log.info("metadata", `Metadata fetch stopped: ${error.message}`);
+    this.#cleanup().then(() => this.#reject(error));
+  }
+
+  async #cleanup(): Promise<void> {
+    clearInterval(this.#timer);
+    clearTimeout(this.#deadline);
+    this.#abort.abort(new ShoalError("STOPPED", "Metadata fetch finished"));
+    for (const peer of [...this.#peers.values()]) peer.close();
+    await this.#announcer?.stop(2000);
+  }
+}
+
+function hex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
