@@ -53,7 +53,9 @@ try {
 
   // 4. Download it with the CLI, in a child process, as a user would.
   const out = join(work, "download");
-  say(`running: deno run -A cli.ts download sample.torrent -o ${out} --peer 127.0.0.1:${seeder.port}`);
+  say(
+    `running: deno run -A cli.ts download sample.torrent -o ${out} --peer 127.0.0.1:${seeder.port} --bind 127.0.0.1`,
+  );
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -65,6 +67,8 @@ try {
       out,
       "--peer",
       `127.0.0.1:${seeder.port}`,
+      "--bind",
+      "127.0.0.1",
     ],
     stdout: "inherit",
     stderr: "inherit",

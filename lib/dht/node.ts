@@ -29,16 +29,10 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { parseIp } from "../tracker/compact.ts";
+import { toHex } from "../tracker/types.ts";
 import { type CompactNode, KRPC_ERRORS, type KrpcQuery, parseIpv4Address } from "./krpc.ts";
 import { iterativeLookup, type LookupNode, type LookupReply } from "./lookup.ts";
-import {
-  bep42NodeId,
-  commonPrefixBits,
-  compareDistance,
-  isBep42Exempt,
-  isValidBep42,
-  toHex,
-} from "./node_id.ts";
+import { bep42NodeId, commonPrefixBits, compareDistance, isBep42Exempt, isValidBep42 } from "./node_id.ts";
 import { PeerStore, type PeerStoreOptions } from "./peer_store.ts";
 import { RoutingTable } from "./routing_table.ts";
 import {
@@ -390,6 +384,11 @@ export class DhtNode {
     for (const peer of this.#store.get(hash, this.#options.maxPeersPerReply ?? 50)) peers.add(peer);
     let announced = 0;
     const port = options.announcePort;
+    // Our own announce comes back from the nodes we gave it to: it is not a peer for us.
+    const self = this.#selfHost();
+    if (self !== null && port !== undefined) {
+      peers.delete(`${self}:${options.impliedPort ? this.port : port}`);
+    }
     if (port !== undefined && port > 0 && port <= 65535 && !signal.aborted) {
       const withToken = result.closest.filter((n): n is LookupNode & { token: Uint8Array } => !!n.token);
       const outcomes = await Promise.all(

@@ -228,21 +228,3 @@ export function randomIdWithPrefix(
   id[whole] = (base[whole]! & keep) | ((base[whole]! & flip) ^ flip) | (id[whole]! & (flip - 1));
   return id;
 }
-
-/**
- * Lower-case hex of bytes.
- *
- * @example
- * ```ts
- * import { toHex } from "./node_id.ts";
- * console.log(toHex(new Uint8Array([1, 255]))); // "01ff"
- * ```
- *
- * @param bytes The bytes.
- * @returns The hex text.
- */
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}

@@ -9,7 +9,7 @@
 
 import type { Logger } from "../log.ts";
 import type { DhtLookupOptions, DhtLookupResult } from "./node.ts";
-import { toHex } from "./node_id.ts";
+import { toHex } from "../tracker/types.ts";
 
 /** The part of a {@linkcode DhtNode} a peer source uses. */
 export interface DhtLookupService {

@@ -16,7 +16,7 @@ import { ShoalError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { parseIp } from "../tracker/compact.ts";
 import { DhtNode, type DhtNodeOptions, type DhtRateLimits } from "./node.ts";
-import { toHex } from "./node_id.ts";
+import { toHex } from "../tracker/types.ts";
 import { DhtPeerSource, type DhtPeerSourceStatus, findPeers } from "./peer_source.ts";
 
 /** DHT settings of a session (`dht: true` takes every default). */

@@ -391,7 +391,12 @@ export class LineProcess {
  * @returns The running process.
  */
 export function startCli(args: string[]): LineProcess {
-  return new LineProcess("shoal cli", Deno.execPath(), ["run", "-A", CLI, ...args], REPO_ROOT);
+  // Tests stay on loopback: binding 127.0.0.1 also keeps local discovery on lo and the DHT off
+  // the public bootstrap routers.
+  const local = ["download", "seed", "share"].includes(args[0] ?? "") && !args.includes("--bind")
+    ? ["--bind", "127.0.0.1"]
+    : [];
+  return new LineProcess("shoal cli", Deno.execPath(), ["run", "-A", CLI, ...args, ...local], REPO_ROOT);
 }
 
 /** A libtorrent seeder that tells, when stopped, how many payload bytes it sent. */
