@@ -39,6 +39,8 @@ export * from "./lib/session.ts";
 export * from "./lib/dht/mod.ts";
 export * from "./lib/peer/rate_limiter.ts";
 export * from "./lib/tracker/server.ts";
+export * from "./lib/peer/ut_pex.ts";
+export * from "./lib/discovery/lsd.ts";
 export * from "./lib/tracker/announcer.ts";
 export * from "./lib/tracker/udp_tracker.ts";
 export { httpAnnounce, httpScrape, type HttpTrackerOptions, scrapeUrl } from "./lib/tracker/http_tracker.ts";

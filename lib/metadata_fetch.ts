@@ -183,6 +183,9 @@ export class MetadataFetcher {
   #timer: ReturnType<typeof setInterval> | undefined;
   #deadline: ReturnType<typeof setTimeout> | undefined;
   #done = false;
+  /** Pieces each peer refused in all (a peer is dropped at MAX_REJECTS). */
+  readonly #rejects = new Map<string, number>();
+  #onAbort: (() => void) | undefined;
   #resolve!: (value: FetchedMetadata) => void;
   #reject!: (error: Error) => void;
 
@@ -219,9 +222,12 @@ export class MetadataFetcher {
       this.#fail(signal.reason instanceof Error ? signal.reason : new ShoalError("STOPPED", "Fetch aborted"));
       return;
     }
-    signal?.addEventListener("abort", () => {
-      this.#fail(signal.reason instanceof Error ? signal.reason : new ShoalError("STOPPED", "Fetch aborted"));
-    }, { once: true });
+    this.#onAbort = () => {
+      this.#fail(
+        signal!.reason instanceof Error ? signal!.reason : new ShoalError("STOPPED", "Fetch aborted"),
+      );
+    };
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
     const timeoutMs = this.#options.timeoutMs ?? 0;
     if (timeoutMs > 0) {
       this.#deadline = setTimeout(() => {
@@ -299,6 +305,10 @@ export class MetadataFetcher {
       if (peer.timeouts >= MAX_TIMEOUTS) {
         peer.close(new ShoalError("TIMEOUT", `${peer.timeouts} metadata requests timed out`));
       }
+    }
+    // Pieces every peer refused and nobody is fetching: ask again (refusals are often "busy").
+    if (this.#assembly !== null && this.#usable().every((p) => p.requests.size === 0)) {
+      for (const peer of this.#peers.values()) peer.rejected.clear();
     }
     this.#connectMore();
     this.#schedule();
@@ -394,8 +404,11 @@ export class MetadataFetcher {
 
   #onReject(peer: MetadataPeer, piece: number): void {
     this.#log.debug("metadata", "Peer refused a metadata piece", { peer: peer.address, piece });
-    if (peer.rejected.size >= MAX_REJECTS) {
-      peer.close(new ShoalError("REJECTED", `Peer refused ${peer.rejected.size} metadata pieces`));
+    const rejects = (this.#rejects.get(peer.address) ?? 0) + 1;
+    this.#rejects.set(peer.address, rejects);
+    // In single-peer mode the peer must send every piece: one refusal and the next peer is tried.
+    if (rejects >= MAX_REJECTS || (this.#singleMode && this.#single === peer.address)) {
+      peer.close(new ShoalError("REJECTED", `Peer refused ${rejects} metadata requests`));
       return;
     }
     this.#schedule();
@@ -517,11 +530,12 @@ export class MetadataFetcher {
     if (senders.length === 1) {
       this.#ban(senders[0]!, "sent metadata that does not match the info-hash");
     } else {
-      for (let p = 0; p < a.count; p++) {
-        const begin = p * METADATA_PIECE_SIZE;
-        const piece = a.buffer.slice(begin, begin + metadataPieceLength(a.size, p));
-        if (this.#suspects.length < 4096) {
-          this.#suspects.push({ size: a.size, piece: p, peer: a.from[p]!, data: piece });
+      // Keep the pieces of the first failed assembly (one metadata's worth) to find liars later.
+      if (this.#suspects.length === 0) {
+        for (let p = 0; p < a.count; p++) {
+          const begin = p * METADATA_PIECE_SIZE;
+          const data = a.buffer.slice(begin, begin + metadataPieceLength(a.size, p));
+          this.#suspects.push({ size: a.size, piece: p, peer: a.from[p]!, data });
         }
       }
       this.#singleMode = true;
@@ -613,6 +627,7 @@ export class MetadataFetcher {
   }
 
   async #cleanup(): Promise<void> {
+    if (this.#onAbort) this.#options.signal?.removeEventListener("abort", this.#onAbort);
     clearInterval(this.#timer);
     clearTimeout(this.#deadline);
     this.#abort.abort(new ShoalError("STOPPED", "Metadata fetch finished"));

@@ -585,8 +585,15 @@ export async function startLibtorrentSeeder(opts: LibtorrentSeederOptions): Prom
 
 /** Options of {@linkcode runLibtorrentLeecher}. */
 export interface LibtorrentLeecherOptions {
-  /** The .torrent file. */
+  /** The .torrent file (not read when `magnet` is given). */
   torrentPath: string;
+  /**
+   * Start from this magnet link instead of the .torrent: libtorrent fetches the metadata from
+   * peers (BEP 9) first; `onMetadata` is called when it has it.
+   */
+  magnet?: string;
+  /** Called once a `magnet` leecher has the metadata, with the seconds it took. */
+  onMetadata?: (seconds: number) => void;
   /** The folder to download into. */
   dataDir: string;
   /** Peers to dial, as `"127.0.0.1:PORT"` (redialled while none is connected). */
@@ -640,6 +647,8 @@ export interface LeechResult {
   cpuSeconds: number;
   /** Peak resident set size of the leecher process, in bytes. */
   peakRssBytes: number;
+  /** "ip:port" of the peers it was seen connected to that it learned through peer exchange (BEP 11). */
+  pexPeers: string[];
 }
 
 /**
@@ -661,7 +670,9 @@ export interface LeechResult {
  * @returns Time, size, CPU and memory of the download.
  */
 export async function runLibtorrentLeecher(opts: LibtorrentLeecherOptions): Promise<LeechResult> {
-  const args = [LT_PEER, "leech", "--torrent", opts.torrentPath, "--save-path", opts.dataDir];
+  const args = [LT_PEER, "leech", "--save-path", opts.dataDir];
+  if (opts.magnet !== undefined) args.push("--magnet", opts.magnet);
+  else args.push("--torrent", opts.torrentPath);
   args.push("--port", `${opts.port ?? 0}`, "--enc", opts.enc ?? "enabled");
   // The script's own deadline is a backstop a little after ours.
   args.push("--timeout", `${Math.ceil(opts.timeoutMs / 1000) + 5}`);
@@ -671,6 +682,13 @@ export async function runLibtorrentLeecher(opts: LibtorrentLeecherOptions): Prom
   const child = new Child("libtorrent leecher", PYTHON, args);
   const onAbort = () => void child.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
+  const onMetadata = opts.onMetadata;
+  if (onMetadata !== undefined) {
+    child.onLine((line) => {
+      const e = parseEvent(line);
+      if (e?.event === "metadata") onMetadata(numberField(e, "seconds"));
+    });
+  }
   const onProgress = opts.onProgress;
   if (onProgress !== undefined) {
     child.onLine((line) => {
@@ -691,6 +709,7 @@ export async function runLibtorrentLeecher(opts: LibtorrentLeecherOptions): Prom
       bytes: numberField(done, "bytes"),
       cpuSeconds: numberField(done, "cpu_seconds"),
       peakRssBytes: numberField(done, "peak_rss_bytes"),
+      pexPeers: Array.isArray(done.pex_peers) ? done.pex_peers.map(String) : [],
     };
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);

@@ -24,10 +24,16 @@ Modes:
       Prints {"event":"listening","port":N}, downloads from the given peers
       (and from peers that dial it), prints {"event":"progress",...} lines
       and finally {"event":"done","seconds":S,"bytes":N,"cpu_seconds":S,
-      "user_seconds":S,"sys_seconds":S,"peak_rss_bytes":N} (CPU of this whole
-      process during the download; peak RSS includes the mapped file pages).
-      With --stay it then keeps seeding until a piped stdin closes or a
-      signal arrives. Exits 2 on timeout.
+      "user_seconds":S,"sys_seconds":S,"peak_rss_bytes":N,"pex_peers":[...]}
+      (CPU of this whole process during the download; peak RSS includes the
+      mapped file pages; pex_peers: "ip:port" of peers seen connected that it
+      learned through peer exchange, sampled once a second). With --stay it
+      then keeps seeding until a piped stdin closes or a signal arrives.
+      Exits 2 on timeout.
+      With --magnet URI instead of --torrent it starts from a magnet link
+      (lt.parse_magnet_uri: its x.pe peers and tr trackers are used), fetches
+      the metadata from peers (BEP 9) and prints {"event":"metadata",
+      "info_hash":HEX,"seconds":S} once it has it, before downloading.
 
 DHT (seed and leech): --dht-bootstrap HOST:PORT (repeatable) turns libtorrent's
 DHT on, on the listen port (UDP), bootstrapped from those nodes, with the
@@ -302,6 +308,21 @@ def parse_peer(text):
     return (host.strip("[]"), int(port))
 
 
+def note_pex_peers(h, seen):
+    """Adds to `seen` the connected peers ("ip:port") learned through peer exchange."""
+    for p in h.get_peer_info():
+        if p.source & lt.peer_info.pex:
+            seen.add("%s:%d" % (p.ip[0], p.ip[1]))
+
+
+def add_magnet(ses, uri, save_path):
+    atp = lt.parse_magnet_uri(uri)
+    atp.save_path = save_path
+    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~lt.torrent_flags.paused
+    return ses.add_torrent(atp)
+
+
 def cmd_leech(args):
     stop = threading.Event()
     install_stop(stop)
@@ -314,11 +335,18 @@ def cmd_leech(args):
     emit({"event": "listening", "port": port})
     user0, sys0, _ = usage()
     t0 = time.monotonic()
-    h, ti = add(ses, args.torrent, args.save_path)
+    if args.magnet:
+        h = add_magnet(ses, args.magnet, args.save_path)
+    elif args.torrent:
+        h, _ = add(ses, args.torrent, args.save_path)
+    else:
+        raise Fatal("leech needs --torrent or --magnet")
+    have_metadata = not args.magnet
     for p in peers:
         h.connect_peer(p)
     last_print = 0.0
     last_reconnect = t0
+    pex_seen = set()
     while True:
         if stop.is_set():
             emit({"event": "error", "message": "Stopped before the download finished"})
@@ -333,10 +361,16 @@ def cmd_leech(args):
         st = h.status()
         if st.errc.value() != 0:
             raise Fatal("Leecher failed: %s" % st.errc.message())
-        if st.is_seeding or (st.is_finished and st.total_wanted_done == st.total_wanted):
+        if not have_metadata and st.has_metadata:
+            have_metadata = True
+            emit({"event": "metadata", "info_hash": str(h.info_hashes().v1),
+                  "seconds": time.monotonic() - t0})
+        if have_metadata and (st.is_seeding
+                              or (st.is_finished and st.total_wanted_done == st.total_wanted)):
             break
         if now - last_print >= args.progress_interval:
             last_print = now
+            note_pex_peers(h, pex_seen)
             emit({"event": "progress", "progress": st.progress, "bytes": st.total_wanted_done,
                   "rate": st.download_payload_rate, "peers": st.num_peers})
         # Re-dial the given peers while none is connected (one may start late).
@@ -347,8 +381,10 @@ def cmd_leech(args):
     seconds = time.monotonic() - t0
     user1, sys1, peak = usage()
     st = h.status()
+    note_pex_peers(h, pex_seen)
     emit({"event": "done", "seconds": seconds, "bytes": st.total_wanted_done,
           "downloaded": st.total_payload_download,
+          "pex_peers": sorted(pex_seen),
           "cpu_seconds": (user1 - user0) + (sys1 - sys0),
           "user_seconds": user1 - user0, "sys_seconds": sys1 - sys0,
           "peak_rss_bytes": peak})
@@ -371,7 +407,7 @@ def main(argv):
 
     for name in ("seed", "leech"):
         p = sub.add_parser(name)
-        p.add_argument("--torrent", required=True)
+        p.add_argument("--torrent", required=(name == "seed"))
         p.add_argument("--save-path", required=True)
         p.add_argument("--port", type=int, default=0)
         p.add_argument("--enc", choices=sorted(ENC_POLICIES), default="enabled")
@@ -386,6 +422,7 @@ def main(argv):
         if name == "leech":
             p.add_argument("--progress-interval", type=float, default=1.0)
             p.add_argument("--stay", action="store_true")
+            p.add_argument("--magnet", help="start from this magnet link instead of --torrent")
 
     args = parser.parse_args(argv)
     try:

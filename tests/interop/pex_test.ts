@@ -17,6 +17,7 @@ import { Session } from "../../mod.ts";
 import {
   freePort,
   hasLibtorrent,
+  type LeechResult,
   makePayload,
   makeTorrentWithLibtorrent,
   runLibtorrentLeecher,
@@ -123,6 +124,76 @@ Deno.test({
       console.log(
         `PEX: shoal learned B from A and connected; A and B complete (${doneA.seconds.toFixed(1)} s, ` +
           `${doneB.seconds.toFixed(1)} s at 1 MiB/s upload)`,
+      );
+    } finally {
+      abort.abort();
+      await Promise.all(running);
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "two libtorrent leechers learn each other from shoal's PEX messages and connect",
+  ignore: !LT,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "shoal_pex_lt_send_" });
+    const abort = new AbortController();
+    const running: Promise<unknown>[] = [];
+    try {
+      await makePayload(join(dir, "seed"), [{ path: "pex.bin", size: SIZE }], 29);
+      const torrentPath = join(dir, "pex.torrent");
+      await makeTorrentWithLibtorrent(join(dir, "seed", "pex.bin"), torrentPath, 64 * 1024);
+
+      // X and Y: empty libtorrent leechers that know nobody.
+      const ports = [await freePort(), await freePort()];
+      const leechers = ports.map((port, i) =>
+        runLibtorrentLeecher({
+          torrentPath,
+          dataDir: join(dir, `leech${i}`),
+          peers: [],
+          port,
+          timeoutMs: 90_000,
+          signal: abort.signal,
+        })
+      );
+      for (const l of leechers) running.push(l.catch(() => {}));
+      for (const port of ports) await waitForPort(port, 30_000);
+
+      // Shoal seeds to both (slowly) and tells each about the other.
+      const logs: LogRecord[] = [];
+      await using shoal = new Session({
+        downloadDir: join(dir, "seed"),
+        hostname: "127.0.0.1",
+        noListen: true,
+        trackers: false,
+        lsd: false,
+        uploadLimit: 1024 * 1024,
+        logLevel: "debug",
+        logSinks: [(r) => logs.push(r)],
+      });
+      const [x, y] = ports.map((port) => `127.0.0.1:${port}`) as [string, string];
+      await shoal.add(await Deno.readFile(torrentPath), { peers: [x, y] });
+
+      const results = await withTimeout(
+        Promise.all(leechers),
+        90_000,
+        "both libtorrent leechers to complete",
+      );
+      const [doneX, doneY] = results as [LeechResult, LeechResult];
+      const sent = logs.filter((r) => r.category === "pex" && r.message === "Sent PEX").map((r) =>
+        r.fields.peer
+      );
+      assert(sent.includes(x) && sent.includes(y), `shoal sent PEX to both: ${JSON.stringify(sent)}`);
+      assert(
+        doneX.pexPeers.includes(y) || doneY.pexPeers.includes(x),
+        `a leecher connected to the other through PEX: X ${JSON.stringify(doneX.pexPeers)}, ` +
+          `Y ${JSON.stringify(doneY.pexPeers)}`,
+      );
+      console.log(
+        `PEX from shoal: X learned ${doneX.pexPeers.join(",") || "-"}, Y learned ${
+          doneY.pexPeers.join(",") || "-"
+        }`,
       );
     } finally {
       abort.abort();

@@ -90,10 +90,11 @@ Deno.test("cli download reports a selector module that exports no selector, nami
   });
 });
 
-Deno.test("cli download refuses a magnet link clearly and a missing torrent file with exit 1", async () => {
+Deno.test("cli seed refuses a magnet link clearly, and download a missing torrent file, with exit 1", async () => {
+  // (download takes magnet links: tests/unit/select_files_test.ts and tests/interop/magnet_test.ts)
   const { io, err } = capture();
-  assert.equal(await main(["download", "magnet:?xt=urn:btih:" + "a".repeat(40)], io), 1);
-  assert.match(err(), /Magnet links need metadata exchange/);
+  assert.equal(await main(["seed", "magnet:?xt=urn:btih:" + "a".repeat(40), "."], io), 1);
+  assert.match(err(), /Cannot seed a magnet link/);
   const second = capture();
   assert.equal(await main(["download", "/nonexistent/x.torrent"], second.io), 1);
   assert.match(second.err(), /No such torrent file/);

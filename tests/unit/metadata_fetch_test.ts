@@ -295,6 +295,22 @@ Deno.test("fetchMetadata() asks another peer for pieces a peer rejects", async (
   assert.ok(fetched.peers.some((p) => p.address === bad));
 });
 
+Deno.test("fetchMetadata() asks again for a piece every peer refused, once nobody is fetching anything", async () => {
+  const { info, infoHash } = makeInfo(1);
+  await using fake = FakePeer.listen();
+  const { result, logs } = startFetch(infoHash, [fake.address], { requestTimeoutMs: 400 });
+  const only = await Scripted.accept(fake, infoHash);
+  await only.handshake({ metadata_size: info.length });
+  await only.reject(await only.request()); // busy: refused once
+  const serving = only.serve(info);
+  const fetched = await withDeadline(result, 10_000, "the metadata").catch((e) => {
+    throw new Error(`${e}\n${dump(logs)}`);
+  });
+  assert.deepEqual(fetched.infoBytes, info);
+  await Promise.all(fake.connections.map((c) => c.dispose()));
+  await serving;
+});
+
 Deno.test("fetchMetadata() gives a slow peer's pieces to another peer after the request timeout", async () => {
   const { logs } = await withGoodPeer(2, async (peer, info) => {
     await peer.handshake({ metadata_size: info.length });

@@ -481,3 +481,53 @@ Deno.test("PiecePicker never picks pieces it already has", () => {
   assert.equal(picker.view.wants(0), false);
   assert.equal(picker.view.completedCount, 2);
 });
+
+// ---------------------------------------------------------------------------------------------
+// File priorities: wanted and high-priority pieces
+
+function bits(size: number, set: number[]): Bitfield {
+  const b = new Bitfield(size);
+  for (const i of set) b.set(i);
+  return b;
+}
+
+Deno.test("setPriorities() keeps unwanted pieces out of wants() and pick(), and complete means every wanted piece", () => {
+  const { picker, have } = makePicker({ pieceCount: 4, pieceLength: 16384, totalLength: 4 * 16384 });
+  picker.setPriorities(bits(4, [1, 3]), null);
+  assert.deepEqual([0, 1, 2, 3].map((i) => picker.view.wants(i)), [false, true, false, true]);
+  assert.equal(picker.missingCount, 2);
+  const a = seedPeer(picker, "a");
+  const blocks = picker.pick(a, 10);
+  assert.deepEqual(label(blocks), ["1:0+16384", "3:0+16384"]);
+  for (const b of blocks) {
+    const done = deliver(picker, "a", [b]);
+    assert.ok(done);
+    picker.pieceVerified(done);
+  }
+  assert.equal(picker.missingCount, 0);
+  assert.ok(picker.complete, "every wanted piece is verified");
+  assert.equal(have.count(), 2);
+  assert.deepEqual(picker.pick(a, 10), [], "nothing more is requested");
+  // Wanting everything again reopens the rest.
+  picker.setPriorities(null, null);
+  assert.equal(picker.complete, false);
+  assert.deepEqual(label(picker.pick(a, 10)), ["0:0+16384", "2:0+16384"]);
+});
+
+Deno.test("setPriorities() starts high-priority pieces before the selector's own order", () => {
+  const { picker } = makePicker({ pieceCount: 6, pieceLength: 16384, totalLength: 6 * 16384 });
+  picker.setPriorities(null, bits(6, [4, 5]));
+  const a = seedPeer(picker, "a");
+  // "lowest" would start with piece 0: the high pieces come first, then the others in order.
+  assert.deepEqual(label(picker.pick(a, 3)), ["4:0+16384", "5:0+16384", "0:0+16384"]);
+});
+
+Deno.test("endgame counts only wanted pieces", () => {
+  const { picker } = makePicker({ pieceCount: 4, pieceLength: 16384, totalLength: 4 * 16384 });
+  picker.setPriorities(bits(4, [2]), null);
+  const a = seedPeer(picker, "a");
+  const b = seedPeer(picker, "b");
+  assert.deepEqual(label(picker.pick(a, 5)), ["2:0+16384"]);
+  // Piece 2 is the only wanted one and it is in flight: b may duplicate it (endgame).
+  assert.deepEqual(label(picker.pick(b, 5)), ["2:0+16384"]);
+});
