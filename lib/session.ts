@@ -14,7 +14,7 @@ import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Encryption, LogLevel, LogSink, Metainfo, PieceSelector } from "./types.ts";
+import type { Encryption, LogLevel, LogSink, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
 import { type FilePriority, selectOnly } from "./file_priority.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { isMagnetLink, resolveMagnet, savedTorrentPath, toMagnetLink } from "./magnet_source.ts";
@@ -96,6 +96,8 @@ export interface AddTorrentOptions {
   downloadLimit?: number;
   /** Extra tracker tiers for this torrent, after its own (BEP 12). */
   trackers?: readonly (readonly string[])[];
+  /** BEP 10 extensions of your own, offered to this torrent's peers beside shoal's. */
+  extensions?: readonly PeerExtension[];
   /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
   resumeDir?: string;
   /** Priority of each file, in `metainfo.files` order. @default {all "normal"} */
@@ -299,6 +301,7 @@ export class BaseSession implements AsyncDisposable {
     const torrent = new Torrent(metainfo, {
       downloadDir: options.downloadDir ?? this.#options.downloadDir,
       selector: options.selector ?? this.#options.selector,
+      ...(options.extensions ? { extensions: options.extensions } : {}),
       peerId: this.peerId,
       logger: this.logger,
       maxPeers: this.#options.maxPeersPerTorrent ?? 50,
