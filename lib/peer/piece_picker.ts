@@ -94,7 +94,7 @@ interface Partial {
  * @example
  * ```ts
  * import { PiecePicker } from "./piece_picker.ts";
- * import type { Bitfield } from "../bitfield.ts";
+ * import { Bitfield } from "../bitfield.ts";
  * const picker = new PiecePicker({
  *   pieceCount: 2, pieceLength: 32768, totalLength: 40000, have: new Bitfield(2),
  *   selector: { name: "first", *select(v, p, max) { for (let i = 0; i < v.pieceCount && max > 0; i++) if (v.wants(i) && p.has(i)) { max--; yield i; } } },
