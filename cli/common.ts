@@ -389,3 +389,32 @@ export function expectPositionals(command: string, positionals: string[], names:
   }
   return positionals;
 }
+
+const TRACKER_SCHEMES = ["http:", "https:", "udp:", "wss:"];
+
+/**
+ * Parses repeated `--tracker` values into BEP 12 tiers: each value is a tier, and commas
+ * separate trackers within one.
+ *
+ * @example
+ * ```ts
+ * import { parseTrackerTiers } from "./common.ts";
+ * console.log(parseTrackerTiers("create", ["udp://a:1", "http://b/announce,http://c/announce"]));
+ * // [["udp://a:1"], ["http://b/announce", "http://c/announce"]]
+ * ```
+ *
+ * @param command The command, for errors.
+ * @param values The option's values.
+ * @returns The tiers (empty ones dropped).
+ * @throws {UsageError} for a value that is not an http, https, udp or wss URL.
+ */
+export function parseTrackerTiers(command: string, values: readonly string[]): string[][] {
+  const tiers = values.map((tier) => tier.split(",").map((u) => u.trim()).filter((u) => u !== ""))
+    .filter((tier) => tier.length > 0);
+  for (const url of tiers.flat()) {
+    if (!URL.canParse(url) || !TRACKER_SCHEMES.includes(new URL(url).protocol)) {
+      throw new UsageError(command, `Invalid tracker URL: ${url} (http, https, udp or wss)`);
+    }
+  }
+  return tiers;
+}

@@ -14,6 +14,7 @@ import {
   expectPositionals,
   formatBytes,
   parseSize,
+  parseTrackerTiers,
   ProgressLine,
   UsageError,
   withUsageErrors,
@@ -82,11 +83,8 @@ export const createCommand: Command = {
       }
       options.pieceLength = size;
     }
-    const trackers = (values.tracker ?? []).map((tier) =>
-      tier.split(",").map((u) => u.trim()).filter((u) => u !== "")
-    )
-      .filter((tier) => tier.length > 0);
-    for (const url of [...trackers.flat(), ...(values["web-seed"] ?? [])]) {
+    const trackers = parseTrackerTiers("create", values.tracker ?? []);
+    for (const url of values["web-seed"] ?? []) {
       if (!URL.canParse(url)) throw new UsageError("create", `Invalid URL: ${url}`);
     }
     if (trackers.length > 0) options.trackers = trackers;

@@ -15,6 +15,7 @@ import {
   expectPositionals,
   formatBytes,
   parseSize,
+  parseTrackerTiers,
   ProgressLine,
   UsageError,
   withUsageErrors,
@@ -77,13 +78,7 @@ export const shareCommand: Command = {
     const path = resolve(cwd, source);
     const settings = transferSettings("share", values);
     const options: CreateOptions = {};
-    const trackers = (values.tracker ?? []).map((tier) =>
-      tier.split(",").map((u) => u.trim()).filter(Boolean)
-    )
-      .filter((tier) => tier.length > 0);
-    for (const url of trackers.flat()) {
-      if (!URL.canParse(url)) throw new UsageError("share", `Invalid tracker URL: ${url}`);
-    }
+    const trackers = parseTrackerTiers("share", values.tracker ?? []);
     if (trackers.length > 0) options.trackers = trackers;
     if (values.private === true) options.private = true;
     if (values.comment !== undefined) options.comment = values.comment;

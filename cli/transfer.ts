@@ -28,6 +28,7 @@ import {
   EXIT_OK,
   formatBytes,
   parseSize,
+  parseTrackerTiers,
   printable,
   ProgressLine,
   UsageError,
@@ -159,7 +160,7 @@ export function transferSettings(
     port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
     bind: values.bind,
     peers: values.peer ?? [],
-    trackers: parseTrackers(command, values.tracker ?? []),
+    trackers: parseTrackerTiers(command, values.tracker ?? []),
     maxPeers: values["max-peers"] === undefined
       ? 50
       : parseIntOption(command, "--max-peers", values["max-peers"], 1, 10_000),
@@ -464,19 +465,6 @@ function parseEncryption(command: string, value: string | undefined): MsePolicy 
     throw new UsageError(command, `Invalid --encryption: ${value} (prefer, require, allow or disable)`);
   }
   return policy;
-}
-
-function parseTrackers(command: string, values: string[]): string[][] {
-  const tiers = values.map((tier) => tier.split(",").map((u) => u.trim()).filter(Boolean)).filter((t) =>
-    t.length > 0
-  );
-  for (const url of tiers.flat()) {
-    const scheme = URL.canParse(url) ? new URL(url).protocol : "";
-    if (!["http:", "https:", "udp:"].includes(scheme)) {
-      throw new UsageError(command, `Invalid --tracker: ${url} (an http, https or udp URL)`);
-    }
-  }
-  return tiers;
 }
 
 function formatDuration(seconds: number): string {

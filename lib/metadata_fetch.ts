@@ -27,12 +27,12 @@ import { MetainfoError, ProtocolError, ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
-import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
+import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
 import { sha1 } from "./storage/verify.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Duplex, Encryption } from "./types.ts";
+import type { Encryption } from "./types.ts";
 import { reservedBits } from "./wire/handshake.ts";
 
 /** Options for {@linkcode fetchMetadata} and {@linkcode MetadataFetcher}. */
@@ -362,33 +362,17 @@ export class MetadataFetcher {
   }
 
   /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
-  async #dialAttempts(address: string): Promise<HandshakenPeer> {
-    const encryption = this.#options.encryption;
-    const attempts = encryption?.outgoingAttempts ?? ["plaintext"];
-    let last: unknown = new ShoalError("ENCRYPTION", `Encryption '${encryption?.name}' allows no connection`);
-    for (const attempt of attempts) {
-      try {
-        return await dialPeer(address, {
-          handshake: {
-            infoHash: this.#infoHash,
-            peerId: this.#options.peerId,
-            reserved: reservedBits({ fast: true, extensions: true }),
-          },
-          timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
-          signal: this.#abort.signal,
-          ...(attempt === "encrypted" && encryption
-            ? {
-              wrap: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) =>
-                encryption.outgoing(raw, infoHash, signal),
-            }
-            : {}),
-        });
-      } catch (error) {
-        last = error;
-        if (this.#abort.signal.aborted) break;
-      }
-    }
-    throw last;
+  #dialAttempts(address: string): Promise<HandshakenPeer> {
+    return dialWithEncryption(address, {
+      handshake: {
+        infoHash: this.#infoHash,
+        peerId: this.#options.peerId,
+        reserved: reservedBits({ fast: true, extensions: true }),
+      },
+      encryption: this.#options.encryption,
+      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+      signal: this.#abort.signal,
+    });
   }
 
   #backoff(address: string, c: Candidate, forever = false): void {

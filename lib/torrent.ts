@@ -12,7 +12,7 @@ import { ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
 import { PeerConnection, type PeerHost } from "./peer/connection.ts";
-import { dialPeer, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
+import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { BLOCK_SIZE, type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
@@ -562,44 +562,17 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
-  async #dialAttempts(address: string): Promise<HandshakenPeer> {
-    const encryption = this.#options.encryption;
-    const attempts = encryption?.outgoingAttempts ?? ["plaintext"];
-    if (attempts.length === 0) {
-      throw new ShoalError("ENCRYPTION", `Encryption '${encryption?.name}' allows no connection`);
-    }
-    let last: unknown;
-    for (const attempt of attempts) {
-      try {
-        return await dialPeer(address, {
-          handshake: this.handshake(),
-          timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
-          signal: this.#abort.signal,
-          ...(attempt === "encrypted" && encryption
-            ? {
-              wrap: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) =>
-                encryption.outgoing(raw, infoHash, signal),
-            }
-            : {}),
-        });
-      } catch (error) {
-        last = error;
-        if (this.#abort.signal.aborted) break;
+  #dialAttempts(address: string): Promise<HandshakenPeer> {
+    return dialWithEncryption(address, {
+      handshake: this.handshake(),
+      encryption: this.#options.encryption,
+      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
+      signal: this.#abort.signal,
+      onAttemptFailed: (attempt, error) =>
         this.#log.debug("swarm", `${attempt} connection failed: ${(error as Error).message}`, {
           peer: address,
-        });
-      }
-    }
-    if (!attempts.includes("encrypted") && /after 0 bytes/.test(String((last as Error)?.message))) {
-      throw new ShoalError(
-        "ENCRYPTION",
-        `${(last as Error).message} (the peer may require encryption, and encryption '${
-          encryption?.name ?? "none"
-        }' dials plaintext only)`,
-        { cause: last },
-      );
-    }
-    throw last;
+        }),
+    });
   }
 
   /** The connection-facing side of the torrent. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { ProtocolError, ShoalError } from "../errors.ts";
 import type { Duplex, Encryption, InfoHashLookup } from "../types.ts";
 import { ByteReader } from "../wire/byte_reader.ts";
 import { byobReader } from "./connection.ts";
@@ -129,6 +129,76 @@ export async function dialPeer(address: string, options: DialOptions): Promise<H
     }
     throw error;
   }
+}
+
+/** Options for {@linkcode dialWithEncryption}. */
+export interface EncryptedDialOptions {
+  /** Our handshake. */
+  handshake: Handshake;
+  /** The encryption plugin; absent: one plaintext attempt. */
+  encryption?: Encryption | undefined;
+  /** Deadline per attempt. @default {10_000} */
+  timeoutMs?: number;
+  /** Aborts every attempt. */
+  signal?: AbortSignal;
+  /** Told about each failed attempt (for logs). */
+  onAttemptFailed?: (attempt: "encrypted" | "plaintext", error: unknown) => void;
+}
+
+/**
+ * Dials a peer once per attempt the encryption plugin asks for (for "prefer": encrypted, then
+ * plaintext on a fresh connection) and returns the first that completes the handshakes.
+ *
+ * @example
+ * ```ts ignore
+ * const peer = await dialWithEncryption("127.0.0.1:6881", { handshake, encryption: mse() });
+ * ```
+ *
+ * @param address "host:port".
+ * @param options Handshake, plugin, deadline.
+ * @returns The handshaken connection.
+ * @throws the last attempt's error; a plaintext-only dial refused at once says the peer may
+ * require encryption.
+ */
+export async function dialWithEncryption(
+  address: string,
+  options: EncryptedDialOptions,
+): Promise<HandshakenPeer> {
+  const encryption = options.encryption;
+  const attempts = encryption?.outgoingAttempts ?? ["plaintext"];
+  if (attempts.length === 0) {
+    throw new ShoalError("ENCRYPTION", `Encryption '${encryption?.name}' allows no connection`);
+  }
+  let last: unknown;
+  for (const attempt of attempts) {
+    try {
+      return await dialPeer(address, {
+        handshake: options.handshake,
+        timeoutMs: options.timeoutMs ?? 10_000,
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(attempt === "encrypted" && encryption
+          ? {
+            wrap: (raw: Duplex, infoHash: Uint8Array, signal: AbortSignal) =>
+              encryption.outgoing(raw, infoHash, signal),
+          }
+          : {}),
+      });
+    } catch (error) {
+      last = error;
+      if (options.signal?.aborted) break;
+      options.onAttemptFailed?.(attempt, error);
+    }
+  }
+  if (!attempts.includes("encrypted") && /after 0 bytes/.test(String((last as Error)?.message))) {
+    throw new ShoalError(
+      "ENCRYPTION",
+      `${(last as Error).message} (the peer may require encryption, and encryption '${
+        encryption?.name ?? "none"
+      }' dials plaintext only)`,
+      { cause: last },
+    );
+  }
+  throw last;
 }
 
 /** Options for {@linkcode acceptPeer}. */

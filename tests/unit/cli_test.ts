@@ -97,7 +97,7 @@ Deno.test("cli rejects unknown commands and bad flags with exit code 2 and no st
     [["create", "a", "b"], /Unexpected argument: b/],
     [["create", "x", "--piece-length", "1000"], /Invalid --piece-length: 1000/],
     [["create", "x", "--piece-length", "lots"], /Invalid --piece-length: lots/],
-    [["create", "x", "--tracker", "not a url"], /Invalid URL: not a url/],
+    [["create", "x", "--tracker", "not a url"], /Invalid tracker URL: not a url/],
   ];
   for (const [args, message] of cases) {
     const result = await run(args);
