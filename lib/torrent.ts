@@ -606,6 +606,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         if (this.#state === "seeding" && peer.seed) peer.close();
       },
       readBlock: (piece: number, begin: number, length: number) => this.#readBlock(piece, begin, length),
+      prefetch: (piece: number) => {
+        this.#pieceData(piece).catch(
+          () => {/* the read is retried, and its error reported, when the block is served */},
+        );
+      },
       interestChanged: (_peer: PeerConnection) => this.#choke(),
       closed: (peer: PeerConnection, error: Error | undefined) => this.#onClosed(peer, error),
       now: () => this.#now(),
@@ -736,17 +741,29 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   async #readBlock(piece: number, begin: number, length: number): Promise<Uint8Array> {
-    // Peers usually ask for a piece's blocks in a row: read the whole piece once.
-    let whole = this.#readCache.get(piece);
-    if (whole === undefined) {
-      whole = this.#storage!.read(piece, 0, this.#picker.pieceSize(piece));
-      this.#readCache.set(piece, whole);
-      whole.catch(() => this.#readCache.delete(piece));
-      if (this.#readCache.size > 8) this.#readCache.delete(this.#readCache.keys().next().value!);
-    }
-    const data = await whole;
+    const data = await this.#pieceData(piece);
     this.#up.add(length, this.#now());
     return data.subarray(begin, begin + length);
+  }
+
+  /**
+   * A piece's bytes for serving: peers ask for a piece's blocks in a row, so the whole piece is
+   * read once and kept in a small LRU cache (about 16 MiB). Called as soon as a request is
+   * queued, so disk reads overlap with sending what is already read.
+   */
+  #pieceData(piece: number): Promise<Uint8Array> {
+    let whole = this.#readCache.get(piece);
+    if (whole !== undefined) {
+      this.#readCache.delete(piece); // most recently used goes last
+      this.#readCache.set(piece, whole);
+      return whole;
+    }
+    whole = this.#storage!.read(piece, 0, this.#picker.pieceSize(piece));
+    this.#readCache.set(piece, whole);
+    whole.catch(() => this.#readCache.delete(piece));
+    const max = Math.max(4, Math.floor((16 * 1024 * 1024) / this.metainfo.pieceLength));
+    while (this.#readCache.size > max) this.#readCache.delete(this.#readCache.keys().next().value!);
+    return whole;
   }
 
   #onClosed(peer: PeerConnection, error: Error | undefined): void {

@@ -43,6 +43,8 @@ export interface PeerHost {
   availabilityChanged(peer: PeerConnection, change: { all?: boolean; bits?: Bitfield; piece?: number }): void;
   /** Reads a block to serve an upload request. */
   readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
+  /** Starts reading a piece that requests were queued for, ahead of serving it. */
+  prefetch?(piece: number): void;
   /** The peer became interested or not (the choker may act). */
   interestChanged(peer: PeerConnection): void;
   /** The connection closed; `error` says why when it was not a clean close. */
@@ -438,6 +440,7 @@ export class PeerConnection implements PickerPeer {
       return;
     }
     this.#incoming.push({ piece: m.piece, begin: m.begin, length: m.length });
+    this.#host.prefetch?.(m.piece);
     this.#pumpUploads();
   }
 
