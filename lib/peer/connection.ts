@@ -440,7 +440,6 @@ export class PeerConnection implements PickerPeer {
       return;
     }
     this.#incoming.push({ piece: m.piece, begin: m.begin, length: m.length });
-    this.#host.prefetch?.(m.piece);
     this.#pumpUploads();
   }
 
@@ -556,6 +555,20 @@ export class PeerConnection implements PickerPeer {
     }
   }
 
+  /** Asks the host to start reading the next two pieces in the queue, so disk and network overlap. */
+  #readAhead(current: number): void {
+    const prefetch = this.#host.prefetch;
+    if (prefetch === undefined) return;
+    let last = current;
+    let started = 0;
+    for (const r of this.#incoming) {
+      if (r.piece === last) continue;
+      last = r.piece;
+      prefetch.call(this.#host, r.piece);
+      if (++started === 2) break;
+    }
+  }
+
   #pumpUploads(): void {
     if (this.#uploading) return;
     this.#uploading = true;
@@ -563,6 +576,7 @@ export class PeerConnection implements PickerPeer {
       try {
         while (!this.#closed && !this.amChoking && this.#incoming.length > 0) {
           const r = this.#incoming.shift()!;
+          this.#readAhead(r.piece);
           if (this.#options.uploadLimiter) {
             await this.#options.uploadLimiter.take(r.length, this.#abort.signal);
             if (this.#closed || this.amChoking) break;
