@@ -10,179 +10,39 @@ import { dirname, join } from "node:path";
 import { Bitfield } from "./bitfield.ts";
 import { ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { BanList } from "./peer/ban_list.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
 import { PeerConnection, type PeerHost } from "./peer/connection.ts";
 import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
-import { BLOCK_SIZE, type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
+import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
-import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
-import type { Duplex, Encryption, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
+import type { Duplex, Metainfo, PeerExtension } from "./types.ts";
 import { reservedBits, supportsDht, supportsExtensions, supportsFast } from "./wire/handshake.ts";
 import { utMetadataServer } from "./peer/ut_metadata.ts";
 import { UtPex } from "./peer/ut_pex.ts";
 import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
 
-/** Where a torrent is in its life. */
-export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
-
-/** A snapshot of a torrent's progress. */
-export interface TorrentStats {
-  /** Current state. */
-  readonly state: TorrentState;
-  /** Verified pieces. */
-  readonly completedPieces: number;
-  /** Number of pieces. */
-  readonly pieceCount: number;
-  /** Verified bytes (pad files included). */
-  readonly completedBytes: number;
-  /** Total bytes. */
-  readonly totalBytes: number;
-  /** Completion, 0 to 100. */
-  readonly percent: number;
-  /** Piece bytes received this session (duplicates and failures included). */
-  readonly downloaded: number;
-  /** Piece bytes sent this session. */
-  readonly uploaded: number;
-  /** Bytes per second received recently. */
-  readonly downloadRate: number;
-  /** Bytes per second sent recently. */
-  readonly uploadRate: number;
-  /** Connected peers. */
-  readonly peers: number;
-  /** Seconds until done at the current rate, or null when unknown. */
-  readonly eta: number | null;
-  /** Pieces that failed their hash check this session. */
-  readonly failedPieces: number;
-  /** Bytes held in piece buffers (partial pieces and pieces being written). */
-  readonly bufferedBytes: number;
-  /** Seconds from the end of the start-up check to the last piece verified (or to now, if not done). */
-  readonly activeSeconds: number;
-  /** Pieces selected for download by the file priorities (`pieceCount` when no file is skipped). */
-  readonly wantedPieces: number;
-  /** Bytes of those pieces; `percent` and `eta` are measured against them. */
-  readonly wantedBytes: number;
-  /** True when every wanted piece is verified (the download is done, even if files were skipped). */
-  readonly done: boolean;
-}
-
-/** A snapshot of one connected peer. */
-export interface PeerInfo {
-  /** "host:port". */
-  readonly address: string;
-  /** The peer id's client prefix, printable. */
-  readonly client: string;
-  /** Bytes per second from the peer. */
-  readonly downloadRate: number;
-  /** Bytes per second to the peer. */
-  readonly uploadRate: number;
-  /** Bytes received from the peer. */
-  readonly downloaded: number;
-  /** Bytes sent to the peer. */
-  readonly uploaded: number;
-  /** Percentage of the torrent the peer has. */
-  readonly percent: number;
-  /** Choke and interest flags: `amChoking`, `amInterested`, `peerChoking`, `peerInterested`. */
-  readonly flags: {
-    amChoking: boolean;
-    amInterested: boolean;
-    peerChoking: boolean;
-    peerInterested: boolean;
-  };
-  /** Requests in flight to the peer. */
-  readonly outstanding: number;
-}
-
-/** Events a {@linkcode Torrent} dispatches, with their `detail`. */
-export interface TorrentEventMap {
-  /** Sent about once a second and when a piece is verified. */
-  progress: TorrentStats;
-  /** A peer completed its handshake. */
-  "peer-connected": { address: string };
-  /** A peer went away; `reason` is set when it was an error. */
-  "peer-disconnected": { address: string; reason?: string };
-  /** A piece passed its hash check and was written. */
-  "piece-verified": { piece: number };
-  /** A piece failed its hash check; `peers` sent its blocks. */
-  "piece-failed": { piece: number; peers: string[] };
-  /** A peer was banned. */
-  "peer-banned": { address: string; reason: string };
-  /** Every piece is verified. */
-  done: TorrentStats;
-  /** A fatal error stopped the torrent. */
-  error: { error: Error };
-}
-
-/** Options for {@linkcode Torrent}. */
-export interface TorrentOptions {
-  /** Folder the torrent's files go in. */
-  downloadDir: string;
-  /** Piece selection plugin. */
-  selector: PieceSelector;
-  /** Our 20-byte peer id. */
-  peerId: Uint8Array;
-  /** Logger (records carry a `torrent` field). */
-  logger: Logger;
-  /** Most connections for this torrent. @default {50} */
-  maxPeers?: number;
-  /** Upload slots. @default {8} */
-  uploadSlots?: number;
-  /** Where resume data is kept. @default {`<downloadDir>/.shoal`} */
-  resumeDir?: string;
-  /** Seconds between resume saves while downloading. @default {15} */
-  resumeInterval?: number;
-  /** Cap on bytes held in piece buffers. @default {64 MiB} */
-  maxBufferedBytes?: number;
-  /** Clock. @default {Date.now} */
-  now?: () => number;
-  /** Random source. @default {Math.random} */
-  random?: () => number;
-  /** Asks the session whether a new connection is allowed (global limit). */
-  admit?: (address: string) => boolean;
-  /** Tells the session a connection opened (+1) or closed (-1). */
-  countConnection?: (delta: number, address: string) => void;
-  /** Deadline for dialling plus handshake, in ms. @default {10_000} */
-  dialTimeoutMs?: number;
-  /** This torrent's upload limit in bytes per second (0: none). @default {0} */
-  uploadLimit?: number;
-  /** This torrent's download limit in bytes per second (0: none). @default {0} */
-  downloadLimit?: number;
-  /** The session's global buckets, shared by every torrent. */
-  globalBuckets?: { upload: TokenBucket; download: TokenBucket };
-  /** Connection encryption plugin; absent: plaintext only. */
-  encryption?: Encryption;
-  /** BEP 10 extensions offered to peers (besides the core's own). */
-  extensions?: readonly PeerExtension[];
-  /** Our listening port, advertised in the extended handshake. */
-  listenPort?: number;
-  /** Exchange peers with peers (BEP 11 ut_pex); never on a private torrent. @default {true} */
-  pex?: boolean;
-  /**
-   * Priority of each file, in `metainfo.files` order (missing entries: "normal"). Pieces that
-   * only skipped files touch are not downloaded; the torrent is done when the rest are.
-   * @default {all "normal"}
-   */
-  filePriorities?: readonly FilePriority[];
-  /** Announce to the torrent's trackers (and these extra tiers) through this UDP client. Absent: no trackers. */
-  trackers?: { udp: UdpTrackerClient; port: number; extraTiers?: readonly (readonly string[])[] };
-  /**
-   * The session's DHT (BEP 5): the handshake advertises it, peers that support it are sent our
-   * DHT `port`, and the ports they send go to `addNode` ("host:port"). Absent: no DHT.
-   */
-  dht?: { port: number; addNode: (address: string) => void };
-}
-
-/** Upload and download limits in bytes per second; 0 removes a limit. */
-export interface RateLimits {
-  /** Upload limit. */
-  upload?: number;
-  /** Download limit. */
-  download?: number;
-}
+export type {
+  PeerInfo,
+  RateLimits,
+  TorrentEventMap,
+  TorrentOptions,
+  TorrentState,
+  TorrentStats,
+} from "./torrent_types.ts";
+import type {
+  PeerInfo,
+  RateLimits,
+  TorrentEventMap,
+  TorrentOptions,
+  TorrentState,
+  TorrentStats,
+} from "./torrent_types.ts";
 
 interface Candidate {
   address: string;
@@ -226,11 +86,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #peers = new Map<string, PeerConnection>();
   readonly #connecting = new Set<string>();
   readonly #candidates = new Map<string, Candidate>();
-  readonly #bans = new Set<string>();
-  /** Per peer: failed pieces it took part in, minus verified ones (banned at 5). */
-  readonly #failures = new Map<string, number>();
-  /** For pieces that failed with several contributors: block hashes per peer, to find the liar. */
-  readonly #suspects = new Map<number, Map<number, Map<string, string>>>();
+  readonly #bans = new BanList();
   readonly #down = new RateMeter(5);
   readonly #up = new RateMeter(5);
   readonly #abort = new AbortController();
@@ -657,9 +513,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       this.#fail(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    this.#checkSuspects(piece, data);
-    // Good pieces earn credit, so a good peer that shares pieces with a liar is not banned for it.
-    for (const id of new Set(done.contributors)) this.#failures.set(id, (this.#failures.get(id) ?? 0) - 1);
+    // Good pieces earn their senders credit; earlier bad blocks of this piece name the liars.
+    for (const verdict of this.#bans.pieceVerified(piece, data, done.contributors)) {
+      this.#ban(verdict.address, verdict.reason);
+    }
     this.#picker.pieceVerified(done);
     this.#dirty = true;
     this.#log.debug("storage", "Piece verified", { piece, peers: [...new Set(done.contributors)].join(",") });
@@ -678,62 +535,18 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     const peers = [...new Set(contributors)];
     this.#log.warn("storage", "Piece failed its hash check", { piece, peers: peers.join(",") });
     this.#emit("piece-failed", { piece, peers });
-    if (peers.length === 1) {
-      this.#ban(peers[0]!, `sent piece ${piece}, which failed its hash check`);
-    } else {
-      // Remember what each peer sent, so the liar is found once the piece passes (smart ban).
-      const blocks = this.#suspects.get(piece) ?? new Map<number, Map<string, string>>();
-      for (let b = 0; b * BLOCK_SIZE < data.length; b++) {
-        const hash = hex(sha1(data.subarray(b * BLOCK_SIZE, Math.min(data.length, (b + 1) * BLOCK_SIZE))));
-        const byPeer = blocks.get(b) ?? new Map<string, string>();
-        byPeer.set(contributors[b]!, hash);
-        blocks.set(b, byPeer);
-      }
-      this.#suspects.set(piece, blocks);
-      // A peer already banned for bad data explains the failure: the others are not blamed. Else
-      // ban by count only a peer clearly worse than the others (a tie waits for smart ban).
-      if (!peers.some((id) => this.#isBanned(id))) {
-        const counts = peers.map((id) => {
-          const n = (this.#failures.get(id) ?? 0) + 1;
-          this.#failures.set(id, n);
-          return n;
-        });
-        const worst = Math.max(...counts);
-        if (worst >= 5 && counts.indexOf(worst) === counts.lastIndexOf(worst)) {
-          this.#ban(peers[counts.indexOf(worst)]!, `took part in ${worst} more failed pieces than good ones`);
-        }
-      }
+    for (const verdict of this.#bans.pieceFailed(piece, data, contributors)) {
+      this.#ban(verdict.address, verdict.reason);
     }
     this.#picker.pieceFailed(done);
   }
 
-  #checkSuspects(piece: number, data: Uint8Array): void {
-    const blocks = this.#suspects.get(piece);
-    if (blocks === undefined) return;
-    this.#suspects.delete(piece);
-    for (const [b, byPeer] of blocks) {
-      const good = hex(sha1(data.subarray(b * BLOCK_SIZE, Math.min(data.length, (b + 1) * BLOCK_SIZE))));
-      for (const [id, hash] of byPeer) {
-        if (hash !== good) this.#ban(id, `sent a corrupt block of piece ${piece}`);
-      }
-    }
-  }
-
-  #banKey(address: string): string {
-    const { hostname } = parseAddress(address);
-    // Test swarms and LANs put many peers on one address: ban the exact endpoint there.
-    const local = hostname === "::1" || hostname.startsWith("127.") || hostname === "localhost";
-    return local ? address : hostname;
-  }
-
   #isBanned(address: string): boolean {
-    return this.#bans.has(this.#banKey(address));
+    return this.#bans.isBanned(address);
   }
 
   #ban(address: string, reason: string): void {
-    const key = this.#banKey(address);
-    if (this.#bans.has(key)) return;
-    this.#bans.add(key);
+    if (!this.#bans.ban(address)) return;
     this.#candidates.delete(address);
     this.#log.warn("swarm", `Banned peer: ${reason}`, { peer: address });
     this.#emit("peer-banned", { address, reason });
@@ -1046,13 +859,6 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
-}
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += HEX[b];
-  return s;
 }
 
 /**
