@@ -154,6 +154,12 @@ export interface Duplex {
   readonly writable: WritableStream<Uint8Array>;
   /** Closes the underlying connection at once (both directions). Must not throw. */
   close(): void;
+  /**
+   * True when a write's promise resolves only once the chunk has left (a TCP connection),
+   * so the writer may reuse its buffer afterwards. Leave unset for streams that queue
+   * chunks (an encryption layer that passes chunks on, for instance).
+   */
+  readonly reusableWrites?: boolean;
 }
 
 /**

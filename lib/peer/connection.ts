@@ -84,6 +84,8 @@ export interface PeerConnectionOptions {
 }
 
 const READ_BUFFER_SIZE = 256 * 1024;
+/** Largest send buffer a connection keeps for reuse. */
+const MAX_REUSED_SEND_BUFFER = 2 * 1024 * 1024;
 
 /**
  * A BYOB reader for the stream when it is a byte stream (Deno's TCP connections are), or
@@ -173,6 +175,7 @@ export class PeerConnection implements PickerPeer {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #outQueue: Message[] = [];
   #outBytes = 0;
+  #sendBuffer: Uint8Array = new Uint8Array(0);
   #flushing: Promise<void> | null = null;
   #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
   /** BEP 10 state, when both sides support it. */
@@ -662,7 +665,13 @@ export class PeerConnection implements PickerPeer {
         const size = this.#outBytes;
         this.#outQueue = [];
         this.#outBytes = 0;
-        const buf = new Uint8Array(size);
+        // On a plain TCP connection one send buffer is reused (a write resolves once sent);
+        // otherwise each flush gets a fresh one, since the stream may hold on to it.
+        const reuse = this.#duplex.reusableWrites === true && size <= MAX_REUSED_SEND_BUFFER;
+        if (reuse && this.#sendBuffer.length < size) {
+          this.#sendBuffer = new Uint8Array(Math.min(MAX_REUSED_SEND_BUFFER, Math.max(size, 64 * 1024)));
+        }
+        const buf = reuse ? this.#sendBuffer.subarray(0, size) : new Uint8Array(size);
         let at = 0;
         for (const m of queue) at += encodeMessageInto(m, buf, at);
         await this.#writer.ready;

@@ -42,6 +42,8 @@ export function connDuplex(conn: Deno.Conn): Duplex {
   return {
     readable: conn.readable,
     writable: conn.writable,
+    // Deno's socket sink resolves a write after writing all of it: the buffer is free again.
+    reusableWrites: true,
     close() {
       if (closed) return;
       closed = true;
@@ -121,7 +123,15 @@ export async function dialPeer(address: string, options: DialOptions): Promise<H
     if (!equalBytes(remote.infoHash, options.handshake.infoHash)) {
       throw new ProtocolError(`Peer ${address} answered with a different info-hash`);
     }
-    return { remote, duplex: { readable, writable: duplex.writable, close: () => duplex.close() } };
+    return {
+      remote,
+      duplex: {
+        readable,
+        writable: duplex.writable,
+        close: () => duplex.close(),
+        ...(duplex.reusableWrites ? { reusableWrites: true } : {}),
+      },
+    };
   } catch (error) {
     raw.close();
     if (deadline.aborted) {
@@ -258,7 +268,12 @@ export async function acceptPeer(raw: Duplex, options: AcceptOptions): Promise<H
       whole.set(first);
       whole.set(rest, 20);
       remote = decodeHandshake(whole);
-      duplex = { readable: source.rest(), writable: raw.writable, close: () => raw.close() };
+      duplex = {
+        readable: source.rest(),
+        writable: raw.writable,
+        close: () => raw.close(),
+        ...(raw.reusableWrites ? { reusableWrites: true } : {}),
+      };
     } else {
       const encryption = options.encryption;
       if (encryption === undefined) {
