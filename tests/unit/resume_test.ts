@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { StorageError } from "../../lib/errors.ts";
 import { FileStorage } from "../../lib/storage/file_storage.ts";
-import { pieceLengthOf } from "../../lib/storage/piece_map.ts";
 import {
   captureResume,
   decodeResume,
@@ -13,81 +11,10 @@ import {
   writeResumeAtomic,
 } from "../../lib/storage/resume.ts";
 import type { FileStat, StorageWithStat } from "../../lib/storage/storage.ts";
-import type { Metainfo, TorrentFile } from "../../lib/types.ts";
+import { type FileSpec, makeTorrent, pieceData, type TestTorrent } from "../_test_torrent.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-interface FileSpec {
-  path: string;
-  length: number;
-  pad?: boolean;
-}
-
-interface TestTorrent {
-  meta: Metainfo;
-  payload: Uint8Array;
-}
-
-/** Builds a Metainfo by hand, with pseudo-random payload and real SHA-1 piece hashes. */
-function makeTorrent(specs: FileSpec[], pieceLength: number, seed = 1): TestTorrent {
-  let offset = 0;
-  const files: TorrentFile[] = specs.map((spec) => {
-    const file = {
-      path: spec.path.split("/"),
-      safePath: spec.path,
-      length: spec.length,
-      offset,
-      pad: spec.pad ?? false,
-    };
-    offset += spec.length;
-    return file;
-  });
-  const payload = new Uint8Array(offset);
-  let x = seed;
-  for (const file of files) {
-    if (file.pad) continue;
-    for (let i = file.offset; i < file.offset + file.length; i++) {
-      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-      payload[i] = x >>> 24;
-    }
-  }
-  const pieceCount = Math.ceil(offset / pieceLength);
-  const pieceHashes = new Uint8Array(pieceCount * 20);
-  for (let p = 0; p < pieceCount; p++) {
-    const data = payload.subarray(p * pieceLength, Math.min(offset, (p + 1) * pieceLength));
-    pieceHashes.set(createHash("sha1").update(data).digest(), p * 20);
-  }
-  const infoHash = new Uint8Array(
-    createHash("sha1").update(`resume ${seed} ${specs.map((s) => s.path)}`).digest(),
-  );
-  const meta: Metainfo = {
-    infoHash,
-    infoHashHex: hex(infoHash),
-    infoBytes: new Uint8Array(),
-    name: "r",
-    pieceLength,
-    pieceCount,
-    pieceHashes,
-    totalLength: offset,
-    files,
-    multiFile: true,
-    announceList: [],
-    urlList: [],
-    private: false,
-    hybrid: false,
-  };
-  return { meta, payload };
-}
-
-function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function pieceData(t: TestTorrent, piece: number): Uint8Array {
-  const start = piece * t.meta.pieceLength;
-  return t.payload.subarray(start, start + pieceLengthOf(t.meta, piece));
-}
 
 function sorted(set: Iterable<number>): number[] {
   return [...set].sort((a, b) => a - b);
