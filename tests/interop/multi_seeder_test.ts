@@ -103,7 +103,15 @@ Deno.test({
       );
       const atJoin = new Map(most);
       const joined = performance.now();
-      torrent.addPeers([ltAddress, shoalAddress]);
+      // The shoal seed joins next and must deliver before libtorrent joins: libtorrent alone can
+      // serve the whole payload on loopback in under a second, before another seed is unchoked.
+      torrent.addPeers([shoalAddress]);
+      await until(
+        () => snapshot().some((p) => p.address === shoalAddress && p.downloaded > 0),
+        60_000,
+        "the shoal seed sends its first blocks",
+      );
+      torrent.addPeers([ltAddress]);
       let timeout: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         torrent.completed,
