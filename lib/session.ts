@@ -146,6 +146,8 @@ export class BaseSession implements AsyncDisposable {
   #lsd: LocalDiscovery | null = null;
   readonly #dht: SessionDht | null;
   #closed = false;
+  /** The one run of close(), which every call waits for. */
+  #closing: Promise<void> | undefined;
 
   /**
    * Creates the instance.
@@ -201,6 +203,8 @@ export class BaseSession implements AsyncDisposable {
   listen(): Promise<number> {
     if (this.#options.noListen) return Promise.resolve(0);
     this.#listening ??= Promise.resolve().then(() => {
+      // A listener opened after close() would never be closed.
+      if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
       const port = this.#options.port ?? 0;
       const wanted = this.#options.hostname;
       let hostname = wanted ?? "::";
@@ -298,6 +302,8 @@ export class BaseSession implements AsyncDisposable {
     }
     await this.listen();
     const dht = metainfo.private ? undefined : (await this.#dht?.start()) ?? undefined;
+    // Closed while listening or starting the DHT: a torrent made now would outlive the session.
+    if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
     const torrent = new Torrent(metainfo, {
       downloadDir: options.downloadDir ?? this.#options.downloadDir,
       selector: options.selector ?? this.#options.selector,
@@ -340,8 +346,14 @@ export class BaseSession implements AsyncDisposable {
       await torrent.start();
     } catch (error) {
       this.#torrents.delete(metainfo.infoHashHex);
+      // Wait for the failed torrent to close its files, so nothing is left open once add() rejects.
+      await torrent.stop().catch((e: unknown) =>
+        this.logger.warn("session", `Cannot close a torrent that failed to start: ${(e as Error).message}`)
+      );
       throw error;
     }
+    // Closed while the torrent started: close() stopped it; discovery must not start now.
+    if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
     if (options.peers) torrent.addPeers(options.peers);
     if (dht) this.#dht!.add(metainfo.infoHash, torrent);
     if (!metainfo.private && this.#options.lsd !== false) {
@@ -447,9 +459,13 @@ export class BaseSession implements AsyncDisposable {
     await torrent.stop();
   }
 
-  /** Stops every torrent (saving resume data) and closes the listener. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Stops every torrent (saving resume data) and closes the listener; a second call waits for the first. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     for (const fetch of this.#fetching.values()) fetch.abort(new ShoalError("CLOSED", "Session is closed"));
     this.#listener?.close();

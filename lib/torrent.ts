@@ -12,7 +12,7 @@ import { ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
-import { PeerConnection, type PeerHost } from "./peer/connection.ts";
+import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
 import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
@@ -82,6 +82,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #host: PeerHost;
   #picker!: PiecePicker;
   #storage: FileStorage | null = null;
+  /** The one shutdown run, shared by `stop()` and a fatal error (so files are closed once). */
+  #stopping: Promise<void> | undefined;
+  /** The running `start()`, which a shutdown waits for before closing what it opened. */
+  #starting: Promise<unknown> | undefined;
+  /** The last resume save, so saves never overlap (an older snapshot must not land last). */
+  #resumeSave: Promise<void> = Promise.resolve();
   #state: TorrentState = "checking";
   readonly #peers = new Map<string, PeerConnection>();
   readonly #connecting = new Set<string>();
@@ -186,17 +192,26 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    *
    * @returns How many pieces were found complete, trusted from resume data or re-checked.
    */
-  async start(): Promise<{ have: number; trusted: number; rechecked: number }> {
+  start(): Promise<{ have: number; trusted: number; rechecked: number }> {
+    const starting = this.#start();
+    this.#starting = starting;
+    return starting;
+  }
+
+  async #start(): Promise<{ have: number; trusted: number; rechecked: number }> {
     const meta = this.metainfo;
     try {
       const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
       this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
+      // Stopped while the files were opening: the shutdown closes them once this settles.
+      this.#abort.signal.throwIfAborted();
       const resume = await readResume(this.resumePath, meta, {
         onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
       });
       const restored = await restoreProgress(this.#storage, meta, resume, {
         signal: this.#abort.signal,
       });
+      this.#abort.signal.throwIfAborted();
       for (const i of restored.have) this.#have.set(i);
       this.#log.info("storage", "Checked existing data", {
         have: restored.have.size,
@@ -446,10 +461,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         this.#picker.release(peer.id, block.piece, block.begin),
       block: (peer: PeerConnection, piece: number, begin: number, data: Uint8Array) =>
         this.#onBlock(peer, piece, begin, data),
-      availabilityChanged: (
-        peer: PeerConnection,
-        change: { all?: boolean; bits?: Bitfield; piece?: number },
-      ) => {
+      availabilityChanged: (peer: PeerConnection, change: AvailabilityChange) => {
+        if (change.replaced?.all) this.#picker.peerLostAll();
+        else if (change.replaced) this.#picker.removeBitfield(change.replaced.bits);
         if (change.all) this.#picker.peerHasAll();
         else if (change.bits) this.#picker.addBitfield(change.bits);
         else if (change.piece !== undefined) {
@@ -687,12 +701,19 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     );
   }
 
-  async #saveResume(): Promise<void> {
-    if (!this.#storage) return;
+  #saveResume(): Promise<void> {
+    const storage = this.#storage;
+    if (!storage) return Promise.resolve();
     this.#dirty = false;
     this.#lastResumeSave = this.#now();
-    await mkdir(dirname(this.resumePath), { recursive: true });
-    await writeResumeAtomic(this.resumePath, await captureResume(this.#storage, this.metainfo, this.#have));
+    const save = async () => {
+      await mkdir(dirname(this.resumePath), { recursive: true });
+      await writeResumeAtomic(this.resumePath, await captureResume(storage, this.metainfo, this.#have));
+    };
+    // One save at a time, in order: the previous one's failure was reported to its own caller.
+    const next = this.#resumeSave.then(save, save);
+    this.#resumeSave = next.catch(() => {/* reported by whoever awaited `next` */});
+    return next;
   }
 
   /**
@@ -818,31 +839,49 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     }));
   }
 
-  /** Closes every connection, waits for writes, saves resume data and closes files. */
+  /**
+   * Closes every connection, waits for writes, saves resume data and closes files. Calling it
+   * again, or while a fatal error is shutting the torrent down, waits for that same shutdown.
+   *
+   * @throws {StorageError} when the files could not be closed cleanly (data not made durable).
+   */
   async stop(): Promise<void> {
-    if (this.#state === "stopped") return;
-    const wasError = this.#state === "error";
     this.#state = "stopped";
-    await this.#shutdown();
-    if (!wasError) this.#settle(new ShoalError("STOPPED", "Torrent was stopped before it completed"));
+    try {
+      await this.#shutdown();
+    } finally {
+      // No-op when `completed` already settled (done, or failed with the fatal error).
+      this.#settle(new ShoalError("STOPPED", "Torrent was stopped before it completed"));
+    }
   }
 
-  async #shutdown(): Promise<void> {
+  /** Starts the shutdown once; every later call gets the same promise. */
+  #shutdown(): Promise<void> {
+    this.#stopping ??= this.#runShutdown();
+    return this.#stopping;
+  }
+
+  async #runShutdown(): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
     const announcing = this.#announcer?.stop(3000);
     this.#abort.abort(new ShoalError("STOPPED", "Torrent stopped"));
     for (const p of [...this.#peers.values()]) p.close();
+    // A start() still opening files sees the abort and settles; what it opened is closed below.
+    await this.#starting?.catch(() => {/* start() reports its own failure to its caller */});
     await Promise.allSettled([...this.#writes]);
     await announcing;
-    if (this.#storage) {
-      try {
-        await this.#saveResume();
-      } catch (error) {
-        this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`);
+    const storage = this.#storage;
+    if (storage) {
+      // Only a started torrent has progress worth saving: an aborted check would save none.
+      if (this.#picker !== undefined) {
+        try {
+          await this.#saveResume();
+        } catch (error) {
+          this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`);
+        }
       }
-      const storage = this.#storage;
-      this.#storage = null;
+      // The reference stays: late reads and writes get "storage is closed", never a null.
       await storage.close().catch((error: unknown) => {
         throw error instanceof StorageError
           ? error

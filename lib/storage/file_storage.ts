@@ -77,6 +77,8 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
   #deferred: StorageError[] = [];
   #inflight = new Set<Promise<unknown>>();
   #closed = false;
+  /** The one run of close(): a second call waits for it instead of returning early. */
+  #closeRun: Promise<void> | undefined;
 
   private constructor(root: string, meta: Metainfo, paths: (string | null)[], maxOpenFiles: number) {
     this.#root = root;
@@ -245,12 +247,17 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
   }
 
   /**
-   * Waits for running operations, flushes, and closes every handle. Closing twice is allowed.
+   * Waits for running operations, flushes, and closes every handle. Closing twice is allowed:
+   * every call waits for the same close (and sees its failure).
    *
    * @throws {StorageError} when some data could not be made durable.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closeRun ??= this.#close();
+    return this.#closeRun;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#inflight]);
     let failure: unknown;

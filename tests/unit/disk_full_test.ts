@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createTorrent, parseMetainfo, Session, StorageError } from "../../mod.ts";
+import type { LogRecord } from "../../mod.ts";
+
+// Mounting a small tmpfs needs root; elsewhere these tests are skipped (they say so).
+const ROOT = Deno.uid() === 0;
+
+/** Runs `fn` with a folder on an 8 MiB tmpfs of its own, unmounted afterwards. */
+async function withFullDisk(fn: (work: string, small: string) => Promise<void>): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "shoal-disk-full-" });
+  const small = join(work, "small");
+  await Deno.mkdir(small);
+  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", small] })
+    .output();
+  assert.equal(mount.code, 0, `Cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr)}`);
+  try {
+    await fn(work, small);
+  } finally {
+    const umount = await new Deno.Command("umount", { args: [small] }).output();
+    // A failed unmount would leave a mount behind: fail the test loudly rather than hide it.
+    await Deno.remove(work, { recursive: true });
+    assert.equal(umount.code, 0, `Cannot unmount ${small}: ${new TextDecoder().decode(umount.stderr)}`);
+  }
+}
+
+/** A 12 MiB payload (more than the tmpfs holds) seeded by a shoal session on 127.0.0.1. */
+async function seed12MiB(work: string): Promise<{ torrent: Uint8Array; seeder: Session }> {
+  const payload = join(work, "seed", "payload");
+  await Deno.mkdir(payload, { recursive: true });
+  const data = new Uint8Array(12 * 1024 * 1024).map((_, i) => (i * 131 + (i >> 12)) & 0xff);
+  await Deno.writeFile(join(payload, "big.bin"), data);
+  const made = await createTorrent(payload, { pieceLength: 256 * 1024, creationDate: null });
+  const seeder = new Session({ downloadDir: join(work, "seed"), hostname: "127.0.0.1", logSinks: [] });
+  await seeder.add(parseMetainfo(made.torrent));
+  return { torrent: made.torrent, seeder };
+}
+
+/** Rejects after `ms` so no wait in these tests is unbounded. */
+function deadline(ms: number, what: string): { promise: Promise<never>; clear: () => void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return { promise, clear: () => clearTimeout(timer) };
+}
+
+Deno.test({
+  name: "a download that fills the disk fails with a StorageError and stops cleanly when stopped right after",
+  ignore: !ROOT,
+  sanitizeResources: true,
+  sanitizeOps: true,
+}, async () => {
+  await withFullDisk(async (work, small) => {
+    const { torrent, seeder } = await seed12MiB(work);
+    const logs: LogRecord[] = [];
+    const leecher = new Session({
+      downloadDir: small,
+      hostname: "127.0.0.1",
+      logSinks: [(r) => void logs.push(r)],
+    });
+    try {
+      const t = await leecher.add(parseMetainfo(torrent), { peers: [`127.0.0.1:${seeder.port}`] });
+      const limit = deadline(30_000, "the download to fail on a full disk");
+      try {
+        const failure = await Promise.race([t.completed.then(() => null, (e: unknown) => e), limit.promise]);
+        assert.ok(failure instanceof StorageError, `expected a StorageError, got ${failure}`);
+        assert.match(failure.message, /No space left on device/);
+      } finally {
+        limit.clear();
+      }
+      // The failure already started a shutdown: stopping now must join it, not run a second one.
+      const stops = await Promise.allSettled([t.stop(), t.stop(), leecher.close()]);
+      for (const s of stops) {
+        if (s.status === "rejected") {
+          assert.ok(s.reason instanceof StorageError, `stop rejected with ${s.reason}`);
+        }
+      }
+      assert.equal(t.state, "stopped");
+      const bad = logs.filter((r) => /Cannot read properties|Cannot shut down cleanly/.test(r.message));
+      assert.deepEqual(bad.map((r) => r.message), []);
+    } finally {
+      await leecher.close();
+      await seeder.close();
+    }
+  });
+});
