@@ -154,6 +154,8 @@ export class DhtNode {
   #externalIp: string | undefined;
   readonly #abort = new AbortController();
   #closed = false;
+  /** The one run of close(). */
+  #closeRun: Promise<void> | undefined;
 
   /**
    * Creates the node (call {@linkcode DhtNode.start}).
@@ -605,9 +607,13 @@ export class DhtNode {
     this.#log?.debug("dht", `Saved ${nodes.length} DHT nodes to ${path}`, { nodes: nodes.length });
   }
 
-  /** Stops the node: closes the socket, ends running lookups, saves state. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /** Stops the node: closes the socket, ends running lookups, saves state. A second call waits for the first. */
+  close(): Promise<void> {
+    this.#closeRun ??= this.#close();
+    return this.#closeRun;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
     this.#abort.abort();

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { FileStorage } from "../../lib/storage/file_storage.ts";
+import { DhtNode } from "../../lib/dht/node.ts";
 import { ShoalError } from "../../lib/errors.ts";
 import { Session } from "../../mod.ts";
 import { makeTorrent } from "../_test_torrent.ts";
@@ -75,6 +76,19 @@ Deno.test("a session's second close() waits for the first to stop its torrents",
       }
     }
     assert.equal(open, 0, "files still open after close() resolved");
+    await first;
+  });
+});
+
+Deno.test("a DHT node's second close() waits for the first to save its state", async () => {
+  await withTempDir(async (dir) => {
+    const statePath = join(dir, "dht.dat");
+    const node = new DhtNode({ hostname: "127.0.0.1", statePath, bootstrap: [] });
+    await node.start();
+    const first = node.close();
+    await node.close();
+    // Checked synchronously: the first close() cannot finish saving while we look.
+    assert.ok(Deno.statSync(statePath).isFile, "the second close() returned before the state was saved");
     await first;
   });
 });
