@@ -99,7 +99,6 @@ export class MetadataPeer {
   #view: ExtensionPeer | null = null;
   #size: number | undefined;
   #closed = false;
-  #sawFirst = false;
   #unsolicited = 0;
   #bitfield: Uint8Array | null = null;
   #all = false;
@@ -201,18 +200,23 @@ export class MetadataPeer {
 
   #handle(m: Message): void {
     if (this.#closed) return;
-    const first = !this.#sawFirst;
-    if (m.type !== "keepalive" && m.type !== "extended" && m.type !== "port") this.#sawFirst = true;
     switch (m.type) {
       case "extended":
         this.#ext.receive(m.id, m.payload);
         return;
+      // A bitfield, have_all or have_none replaces what the peer said before, wherever it comes
+      // (aria2 sends a fresh bitfield instead of a burst of haves): kept (bounded by the frame limit)
+      // and checked once the piece count is known.
       case "bitfield":
-        // Kept (bounded by the frame limit) and checked once the piece count is known.
-        if (first) this.#bitfield = m.bits.slice();
+        this.#bitfield = m.bits.slice();
+        this.#all = false;
+        this.#haves.clear();
         return;
       case "have_all":
-        if (first) this.#all = true;
+      case "have_none":
+        this.#bitfield = null;
+        this.#all = m.type === "have_all";
+        this.#haves.clear();
         return;
       case "have":
         if (this.#haves.size < MAX_HAVES) this.#haves.add(m.piece);
