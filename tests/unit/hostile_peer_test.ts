@@ -433,3 +433,34 @@ Deno.test("shoal still accepts new peers after dropping a hostile one", async ()
   }
   await swarm.completeFromSeeder();
 });
+
+Deno.test("a later bitfield, have_none or have_all replaces what a peer announced, without a disconnect", async () => {
+  // aria2 sends a fresh bitfield instead of a burst of haves, in the middle of a connection.
+  await using swarm = await Swarm.create();
+  await using fake = FakePeer.listen();
+  await swarm.add([fake.address]);
+  const conn = await fake.accept();
+  await handshake(conn, swarm.meta);
+  const interest = async (want: "interested" | "not_interested") => {
+    await conn.waitForMessage((m) => m.type === want);
+  };
+  await conn.send({ type: "have", piece: 1 });
+  await interest("interested");
+  await conn.send({ type: "have_none" }); // forgets piece 1
+  await interest("not_interested");
+  await conn.send({ type: "have_all" });
+  await interest("interested");
+  await conn.send({ type: "bitfield", bits: new Uint8Array([0]) }); // nothing after all
+  await interest("not_interested");
+  await conn.send({ type: "bitfield", bits: new Uint8Array([0b0001_0000]) }); // piece 3 only
+  await interest("interested");
+  await conn.send({ type: "unchoke" });
+  // Both requests (piece 3 is two blocks) are for piece 3, the only one the latest bitfield names.
+  for (let i = 0; i < 2; i++) {
+    const m = await conn.waitForMessage((m) => m.type === "request");
+    assert.equal(m.type === "request" ? m.piece : -1, 3);
+  }
+  assert.deepEqual(swarm.events.all("peer-disconnected").filter((d) => d.address === fake.address), []);
+  assert.equal(conn.eof, false);
+  await swarm.completeFromSeeder();
+});
