@@ -10,20 +10,28 @@
  * @module
  */
 
-import { open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import { mkdir } from "node:fs/promises";
-import { ShoalError, StorageError } from "./errors.ts";
+import { join, resolve } from "node:path";
+import { ShoalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { type MagnetLink, parseMagnet } from "./magnet.ts";
 import { encodeTorrent, parseMetainfo } from "./metainfo.ts";
 import { fetchMetadata, type FetchMetadataOptions } from "./metadata_fetch.ts";
+import { ensureFolderInside, readFileInside, writeFileAtomic } from "./storage/safe_open.ts";
+import { toStorageError } from "./storage/storage.ts";
 import type { Metainfo } from "./types.ts";
+
+/** Largest saved .torrent read back (the metadata fetch accepts at most 16 MiB of info). */
+const MAX_SAVED_TORRENT_BYTES = 20 * 1024 * 1024;
 
 /** Options for {@linkcode resolveMagnet}: those of the fetch, plus where saved metadata lives. */
 export interface ResolveMagnetOptions extends FetchMetadataOptions {
   /** The folder of the torrent's resume data; the metadata is saved there as `<infohash>.torrent`. */
   resumeDir: string;
+  /**
+   * The folder below which the saved metadata is never reached through a symbolic link (the
+   * download folder, when the resume folder is its `.shoal`). @default {resumeDir}
+   */
+  resumeRoot?: string;
   /** Logger for what happens (category `metadata`). */
   logger: Logger;
 }
@@ -109,8 +117,9 @@ export async function resolveMagnet(
   options: ResolveMagnetOptions,
 ): Promise<ResolvedMagnet> {
   const log = options.logger.child({ torrent: link.infoHashHex.slice(0, 12) });
-  const path = savedTorrentPath(options.resumeDir, link.infoHashHex);
-  const saved = await readSaved(path, link, log);
+  const path = resolve(savedTorrentPath(options.resumeDir, link.infoHashHex));
+  const root = resolve(options.resumeRoot ?? options.resumeDir);
+  const saved = await readSaved(root, path, link, log);
   if (saved !== null) {
     log.info("metadata", "Using metadata saved by an earlier fetch", { path });
     noteWebSeeds(saved, log);
@@ -123,12 +132,13 @@ export async function resolveMagnet(
   });
   const metainfo = parseMetainfo(bytes);
   try {
-    await mkdir(options.resumeDir, { recursive: true });
-    await writeAtomic(path, bytes);
+    await ensureFolderInside(root, options.resumeDir);
+    await writeFileAtomic(root, path, bytes);
     log.info("metadata", "Saved the metadata", { path });
   } catch (error) {
     // The download can go on without it; the next start fetches the metadata again.
-    log.warn("metadata", `Cannot save the metadata: ${(error as Error).message}`, { path });
+    const failure = toStorageError(error, { action: "write", target: path, root });
+    log.warn("metadata", `Cannot save the metadata: ${failure.message}`, { path });
   }
   noteWebSeeds(metainfo, log);
   const peers = [...new Set([...link.peers, ...fetched.peers.map((p) => p.address)])];
@@ -143,17 +153,21 @@ function noteWebSeeds(meta: Metainfo, log: Logger): void {
   }
 }
 
-async function readSaved(path: string, link: MagnetLink, log: Logger): Promise<Metainfo | null> {
-  let bytes: Uint8Array;
+async function readSaved(
+  root: string,
+  path: string,
+  link: MagnetLink,
+  log: Logger,
+): Promise<Metainfo | null> {
+  let bytes: Uint8Array | null;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileInside(root, path, MAX_SAVED_TORRENT_BYTES);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    log.warn("metadata", `Cannot read saved metadata, fetching it again: ${(error as Error).message}`, {
-      path,
-    });
+    const failure = toStorageError(error, { action: "read", target: path, root });
+    log.warn("metadata", `Cannot read saved metadata, fetching it again: ${failure.message}`, { path });
     return null;
   }
+  if (bytes === null) return null;
   try {
     const meta = parseMetainfo(bytes);
     if (meta.infoHashHex !== link.infoHashHex) {
@@ -167,29 +181,5 @@ async function readSaved(path: string, link: MagnetLink, log: Logger): Promise<M
       path,
     });
     return null;
-  }
-}
-
-/** Writes a file so that a crash leaves the old one or the new one: temp file, sync, rename. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-  const temp = join(dirname(path), `.${basename(path)}.${random}.tmp`);
-  try {
-    const handle = await open(temp, "wx", 0o644);
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-  } catch (error) {
-    await rm(temp, { force: true }).catch((cleanup: unknown) => {
-      throw new StorageError(`Cannot write ${path}: ${String(error)} (and cannot remove ${temp})`, {
-        cause: new AggregateError([error, cleanup]),
-      });
-    });
-    throw new StorageError(`Cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }
 }

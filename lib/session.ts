@@ -388,6 +388,7 @@ export class BaseSession implements AsyncDisposable {
       const peers = [...(options.peers ?? []), ...found];
       resolved = await resolveMagnet(link, {
         resumeDir,
+        resumeRoot: options.resumeDir ?? downloadDir,
         peerId: this.peerId,
         logger: this.logger,
         signal,

@@ -5,8 +5,7 @@
  * @module
  */
 
-import { mkdir } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { Bitfield } from "./bitfield.ts";
 import { ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -19,6 +18,7 @@ import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
 import { FileStorage } from "./storage/file_storage.ts";
+import { DownloadLock } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
 import type { Duplex, Metainfo, PeerExtension } from "./types.ts";
@@ -82,6 +82,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #host: PeerHost;
   #picker!: PiecePicker;
   #storage: FileStorage | null = null;
+  /** Held from start to the end of the shutdown: one process at a time writes this data. */
+  #lock: DownloadLock | null = null;
   /** The one shutdown run, shared by `stop()` and a fatal error (so files are closed once). */
   #stopping: Promise<void> | undefined;
   /** The running `start()`, which a shutdown waits for before closing what it opened. */
@@ -198,14 +200,30 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return starting;
   }
 
+  /**
+   * The folder below which resume files are never reached through a symbolic link: the resume
+   * folder the user chose, else the download folder (so a planted `.shoal` link is refused).
+   */
+  get #resumeRoot(): string {
+    return resolve(this.#options.resumeDir ?? this.#options.downloadDir);
+  }
+
   async #start(): Promise<{ have: number; trusted: number; rechecked: number }> {
     const meta = this.metainfo;
     try {
+      // First of all: another process using this data means we must not touch anything.
+      this.#lock = await DownloadLock.acquire(
+        this.#resumeRoot,
+        join(dirname(this.resumePath), `${this.infoHash}.lock`),
+        { folder: this.#options.downloadDir, torrent: meta.name },
+      );
+      this.#abort.signal.throwIfAborted();
       const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
       this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
       // Stopped while the files were opening: the shutdown closes them once this settles.
       this.#abort.signal.throwIfAborted();
       const resume = await readResume(this.resumePath, meta, {
+        root: this.#resumeRoot,
         onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
       });
       const restored = await restoreProgress(this.#storage, meta, resume, {
@@ -707,8 +725,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#dirty = false;
     this.#lastResumeSave = this.#now();
     const save = async () => {
-      await mkdir(dirname(this.resumePath), { recursive: true });
-      await writeResumeAtomic(this.resumePath, await captureResume(storage, this.metainfo, this.#have));
+      const data = await captureResume(storage, this.metainfo, this.#have);
+      await writeResumeAtomic(this.resumePath, data, { root: this.#resumeRoot });
     };
     // One save at a time, in order: the previous one's failure was reported to its own caller.
     const next = this.#resumeSave.then(save, save);
@@ -871,6 +889,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     await this.#starting?.catch(() => {/* start() reports its own failure to its caller */});
     await Promise.allSettled([...this.#writes]);
     await announcing;
+    try {
+      await this.#closeStorage();
+    } finally {
+      // Last: the data is safe to hand to another process only once the files are closed.
+      await this.#lock?.release();
+    }
+  }
+
+  async #closeStorage(): Promise<void> {
     const storage = this.#storage;
     if (storage) {
       // Only a started torrent has progress worth saving: an aborted check would save none.

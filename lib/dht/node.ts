@@ -59,6 +59,11 @@ export interface DhtNodeOptions {
   nodeId?: Uint8Array;
   /** File the id and routing table are loaded from and saved to (bencode, written atomically). */
   statePath?: string;
+  /**
+   * The folder below which the state file is never reached through a symbolic link (the
+   * download folder, when the file is in its `.shoal`). @default {the state file's folder}
+   */
+  stateRoot?: string;
   /** Logger (category `dht`). */
   logger?: Logger;
   /** Clock in ms (routing table, tokens, storage, rate limits). @default {Date.now} */
@@ -244,7 +249,7 @@ export class DhtNode {
     let saved: Awaited<ReturnType<typeof loadDhtState>> = null;
     if (path !== undefined) {
       try {
-        saved = await loadDhtState(path);
+        saved = await loadDhtState(path, this.#stateFileOptions());
       } catch (error) {
         this.#log?.warn("dht", `Ignoring saved DHT state: ${(error as Error).message}`);
       }
@@ -595,6 +600,10 @@ export class DhtNode {
     }
   }
 
+  #stateFileOptions(): { root?: string } {
+    return this.#options.stateRoot === undefined ? {} : { root: this.#options.stateRoot };
+  }
+
   async #save(): Promise<void> {
     const path = this.#options.statePath;
     if (path === undefined || this.#table === null) return;
@@ -603,7 +612,7 @@ export class DhtNode {
       id: this.#id,
       nodes,
       ...(this.#externalIp !== undefined ? { externalIp: this.#externalIp } : {}),
-    });
+    }, this.#stateFileOptions());
     this.#log?.debug("dht", `Saved ${nodes.length} DHT nodes to ${path}`, { nodes: nodes.length });
   }
 

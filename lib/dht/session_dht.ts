@@ -135,7 +135,11 @@ export class SessionDht {
     const base: DhtNodeOptions = {
       hostname,
       bootstrap: config.bootstrap ?? [],
-      statePath: config.statePath ?? join(this.#options.downloadDir, ".shoal", "dht.dat"),
+      // The default file is below the download folder: no link planted there is followed.
+      ...(config.statePath !== undefined ? { statePath: config.statePath } : {
+        statePath: join(this.#options.downloadDir, ".shoal", "dht.dat"),
+        stateRoot: this.#options.downloadDir,
+      }),
       logger: this.#options.logger,
       ...(config.rateLimits ? { rateLimits: config.rateLimits } : {}),
     };

@@ -9,10 +9,15 @@
  * @module
  */
 
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { decode, encode } from "../bencode.ts";
 import { ShoalError } from "../errors.ts";
+import {
+  ensureFolderInside,
+  FileTooLargeError,
+  readFileInside,
+  writeFileAtomic,
+} from "../storage/safe_open.ts";
 import { formatIp, parseIp } from "../tracker/compact.ts";
 import { COMPACT_NODE_LENGTH, type CompactNode, decodeCompactNodes, encodeCompactNodes } from "./krpc.ts";
 
@@ -28,9 +33,21 @@ export interface DhtState {
 
 /** Most nodes saved (160 buckets of 8). */
 const MAX_SAVED_NODES = 1280;
+/** Largest state file read. */
+const MAX_STATE_BYTES = 64 * 1024;
+
+/** Options of {@linkcode saveDhtState} and {@linkcode loadDhtState}. */
+export interface DhtStateFileOptions {
+  /**
+   * The folder below which no symbolic link is followed or replaced (the download folder, when
+   * the state is in its `.shoal`); the file must lie inside it. @default {the file's folder}
+   */
+  root?: string;
+}
 
 /**
- * Writes the state atomically.
+ * Writes the state atomically, creating its folder; never through a symbolic link below
+ * `options.root` (a link at the file itself is refused, not replaced).
  *
  * @example
  * ```ts
@@ -43,10 +60,15 @@ const MAX_SAVED_NODES = 1280;
  *
  * @param path The file.
  * @param state What to save.
+ * @param options The folder below which no link is followed.
  * @returns A promise that settles once the file is in place.
  * @throws {ShoalError} (code `DHT_STATE`) when it cannot be written.
  */
-export async function saveDhtState(path: string, state: DhtState): Promise<void> {
+export async function saveDhtState(
+  path: string,
+  state: DhtState,
+  options: DhtStateFileOptions = {},
+): Promise<void> {
   const ip = state.externalIp === undefined ? null : parseIp(state.externalIp);
   const bytes = encode({
     id: state.id,
@@ -54,13 +76,12 @@ export async function saveDhtState(path: string, state: DhtState): Promise<void>
     ...(ip !== null && ip.length === 4 ? { ip } : {}),
     v: 1,
   });
-  const temp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const target = resolve(path);
+  const root = resolve(options.root ?? dirname(target));
   try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(temp, bytes);
-    await rename(temp, path);
+    await ensureFolderInside(root, dirname(target));
+    await writeFileAtomic(root, target, bytes);
   } catch (error) {
-    await rm(temp, { force: true }).catch(() => {/* the write error below is what matters */});
     throw new ShoalError("DHT_STATE", `Cannot save DHT state to ${path}: ${(error as Error).message}`, {
       cause: error,
     });
@@ -68,7 +89,8 @@ export async function saveDhtState(path: string, state: DhtState): Promise<void>
 }
 
 /**
- * Reads saved state. A missing file gives `null`; a damaged one throws.
+ * Reads saved state. A missing file gives `null`; a damaged one, or one reached through a
+ * symbolic link below `options.root`, throws.
  *
  * @example
  * ```ts
@@ -77,23 +99,31 @@ export async function saveDhtState(path: string, state: DhtState): Promise<void>
  * ```
  *
  * @param path The file.
+ * @param options The folder below which no link is followed.
  * @returns The state, or `null` when there is no file.
  * @throws {ShoalError} (code `DHT_STATE`) when the file exists but is not valid state.
  */
-export async function loadDhtState(path: string): Promise<DhtState | null> {
-  let bytes: Uint8Array;
+export async function loadDhtState(
+  path: string,
+  options: DhtStateFileOptions = {},
+): Promise<DhtState | null> {
+  const target = resolve(path);
+  let bytes: Uint8Array | null;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readFileInside(resolve(options.root ?? dirname(target)), target, MAX_STATE_BYTES);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
+    if (error instanceof FileTooLargeError) {
+      throw new ShoalError("DHT_STATE", `Invalid DHT state in ${path}: ${error.message}`, { cause: error });
+    }
     throw new ShoalError("DHT_STATE", `Cannot read DHT state from ${path}: ${(error as Error).message}`, {
       cause: error,
     });
   }
+  if (bytes === null) return null;
   const bad = (why: string) => new ShoalError("DHT_STATE", `Invalid DHT state in ${path}: ${why}`);
   let root;
   try {
-    root = decode(bytes, { maxBytes: 64 * 1024, maxDepth: 2, maxTokens: 64 });
+    root = decode(bytes, { maxBytes: MAX_STATE_BYTES, maxDepth: 2, maxTokens: 64 });
   } catch (error) {
     throw bad((error as Error).message);
   }

@@ -6,13 +6,13 @@
  * @module
  */
 
-import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, stat } from "node:fs/promises";
+import { type FileHandle, mkdir, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { StorageError } from "../errors.ts";
 import { resolveInside } from "../safe_path.ts";
 import type { Metainfo } from "../types.ts";
 import { checkLayout, type FileSpan, spansFor } from "./piece_map.ts";
+import { checkLinksStayInside, openInside } from "./safe_open.ts";
 import {
   errorCode,
   type FileStat,
@@ -41,13 +41,14 @@ interface Slot {
   retired: boolean;
 }
 
-const READ_WRITE_CREATE = constants.O_RDWR | constants.O_CREAT;
-
 /**
  * Stores a torrent's files under a download folder. The folder and every zero-byte file are
  * created by {@linkcode FileStorage.open}; other files are created (with their parent folders)
  * on their first write, never truncated. Pad files are never created: their ranges read as
- * zeros and writes to them are dropped. Every path is checked to stay inside the folder.
+ * zeros and writes to them are dropped. Every path is checked to stay inside the folder, and
+ * symbolic links below the folder are never written through: a link leading outside it is
+ * refused at open, and files are read through links only when they stay inside (the rules of
+ * `safe_open.ts`).
  *
  * Errors are {@linkcode StorageError}s naming the file, such as
  * `No space left on device while writing /downloads/x/a.bin` or
@@ -104,8 +105,9 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
    * @param meta The torrent.
    * @param options Handle cache size.
    * @returns The storage.
-   * @throws {StorageError} when the layout is inconsistent, a path would leave `root`, two files
-   * share a path, or the folder or a zero-byte file cannot be created.
+   * @throws {StorageError} when the layout is inconsistent, a path would leave `root` (also
+   * through a symbolic link below it), two files share a path, or the folder or a zero-byte file
+   * cannot be created.
    */
   static async open(root: string, meta: Metainfo, options: FileStorageOptions = {}): Promise<FileStorage> {
     const maxOpenFiles = options.maxOpenFiles ?? 64;
@@ -115,6 +117,12 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
     checkLayout(meta);
     const absRoot = resolve(root);
     const paths = filePaths(absRoot, meta);
+    // Before anything is created: a link planted below the folder must not lead a write outside.
+    try {
+      await checkLinksStayInside(absRoot, paths.filter((path) => path !== null));
+    } catch (error) {
+      throw toStorageError(error, { action: "stat", target: absRoot, root: absRoot });
+    }
     // What already exists is left alone, so complete data can be seeded without write permission.
     if ((await kindOf(absRoot, absRoot)) !== "directory") {
       try {
@@ -129,9 +137,8 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
       if (options.skipFiles?.has(i)) continue;
       if ((await kindOf(path, absRoot)) === "file") continue;
       try {
-        await mkdir(dirname(path), { recursive: true });
-        // Append mode creates the file without truncating one that exists.
-        const handle = await open(path, "a");
+        // Created (with its folders) without truncating one that exists, never through a link.
+        const handle = await openInside(absRoot, path, { mode: "write" });
         await handle.close();
       } catch (error) {
         throw toStorageError(error, { action: "create", target: path, root: absRoot });
@@ -357,21 +364,13 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
     let handle: FileHandle;
     if (write) {
       try {
-        handle = await open(path, READ_WRITE_CREATE, 0o666);
+        handle = await openInside(this.#root, path, { mode: "write" });
       } catch (error) {
-        if (errorCode(error) !== "ENOENT") {
-          throw toStorageError(error, { action: "write", target: path, root: this.#root });
-        }
-        try {
-          await mkdir(dirname(path), { recursive: true });
-          handle = await open(path, READ_WRITE_CREATE, 0o666);
-        } catch (again) {
-          throw toStorageError(again, { action: "create", target: path, root: this.#root });
-        }
+        throw toStorageError(error, { action: "write", target: path, root: this.#root });
       }
     } else {
       try {
-        handle = await open(path, "r");
+        handle = await openInside(this.#root, path, { mode: "read", followInside: true });
       } catch (error) {
         if (errorCode(error) === "ENOENT") {
           throw new MissingDataError(`Cannot read ${path}: not on disk`, { fileIndex, absent: true }, {

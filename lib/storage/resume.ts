@@ -21,12 +21,12 @@
  * @module
  */
 
-import { open, readFile, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { type BDict, type BValue, decode, encode } from "../bencode.ts";
 import { StorageError } from "../errors.ts";
 import type { Metainfo } from "../types.ts";
 import { pieceLengthOf, spansFor } from "./piece_map.ts";
+import { FileTooLargeError, readFileInside, writeFileAtomic } from "./safe_open.ts";
 import { errorCode, type FileStat, type StorageWithStat, toStorageError } from "./storage.ts";
 import { sha1, type VerifyOptions, verifyPieces } from "./verify.ts";
 
@@ -175,10 +175,21 @@ export interface WriteResumeResult {
   folderSynced: boolean;
 }
 
+/** Options of {@linkcode writeResumeAtomic}. */
+export interface WriteResumeOptions {
+  /**
+   * The folder below which no symbolic link is followed or replaced (the download folder, when
+   * the resume folder is its `.shoal`); `path` must lie inside it. Missing folders between it
+   * and `path` are created. @default {the folder of `path`, which must exist}
+   */
+  root?: string;
+}
+
 /**
  * Writes resume data so that a crash leaves either the old file or the new one, never a mix:
  * writes a temporary file in the same folder, syncs it, renames it over `path`, then syncs the
- * folder (best effort: some file systems refuse; the result says so).
+ * folder (best effort: some file systems refuse; the result says so). Nothing is written
+ * through a symbolic link below `options.root`, and a link at `path` is refused, not replaced.
  *
  * @example
  * ```ts
@@ -187,59 +198,25 @@ export interface WriteResumeResult {
  * await writeResumeAtomic("./downloads/.shoal/abc.resume", data);
  * ```
  *
- * @param path Where to store it (the folder must exist).
+ * @param path Where to store it.
  * @param data The resume data.
+ * @param options The folder below which no link is followed.
  * @returns Whether the folder sync succeeded.
- * @throws {StorageError} when the file cannot be written; the temporary file is removed.
+ * @throws {StorageError} when the file cannot be written (or a symbolic link is in the way);
+ * the temporary file is removed.
  */
-export async function writeResumeAtomic(path: string, data: ResumeData): Promise<WriteResumeResult> {
+export async function writeResumeAtomic(
+  path: string,
+  data: ResumeData,
+  options: WriteResumeOptions = {},
+): Promise<WriteResumeResult> {
   const bytes = encodeResume(data);
   const target = resolve(path);
-  const folder = dirname(target);
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
-  const temp = join(folder, `.${basename(target)}.${random}.tmp`);
+  const root = resolve(options.root ?? dirname(target));
   try {
-    const handle = await open(temp, "wx", 0o644);
-    try {
-      let done = 0;
-      while (done < bytes.length) {
-        const { bytesWritten } = await handle.write(bytes, done, bytes.length - done, done);
-        if (bytesWritten <= 0) throw new Error(`Write made no progress at byte ${done}`);
-        done += bytesWritten;
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, target);
+    return await writeFileAtomic(root, target, bytes);
   } catch (error) {
-    const failure = toStorageError(error, { action: "write", target, root: folder });
-    try {
-      await rm(temp, { force: true });
-    } catch (cleanup) {
-      throw new StorageError(`${failure.message} (and the temporary file ${temp} could not be removed)`, {
-        cause: new AggregateError([error, cleanup]),
-      });
-    }
-    throw failure;
-  }
-  return { folderSynced: await syncFolder(folder) };
-}
-
-async function syncFolder(folder: string): Promise<boolean> {
-  try {
-    const handle = await open(folder, "r");
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    return true;
-  } catch {
-    // Best effort by design: the rename already happened and some file systems cannot fsync a
-    // folder. The caller learns of it through the result.
-    return false;
+    throw toStorageError(error, { action: "write", target, root });
   }
 }
 
@@ -250,6 +227,11 @@ export interface ReadResumeOptions {
    * another torrent's); `readResume` then returns `null` instead of throwing.
    */
   onProblem?: (problem: StorageError) => void;
+  /**
+   * The folder below which no symbolic link is followed (see {@linkcode WriteResumeOptions.root}):
+   * a resume file reached through a link is a problem, never read. @default {the folder of `path`}
+   */
+  root?: string;
 }
 
 /**
@@ -270,7 +252,7 @@ export interface ReadResumeOptions {
  *
  * @param path The resume file.
  * @param meta The torrent it should belong to.
- * @param options Where to report problems.
+ * @param options Where to report problems, and the folder below which no link is followed.
  * @returns The resume data, or `null`.
  */
 export async function readResume(
@@ -282,20 +264,25 @@ export async function readResume(
     options.onProblem?.(error);
     return null;
   };
+  const target = resolve(path);
+  const root = resolve(options.root ?? dirname(target));
+  let bytes: Uint8Array | null;
   try {
-    const info = await stat(path);
-    const limit = maxResumeSize(meta);
-    if (info.size > limit) {
-      return problem(
-        new StorageError(`Invalid resume data: ${path} has ${info.size} bytes, at most ${limit} expected`),
-      );
-    }
-    const bytes = await readFile(path);
-    // A plain Uint8Array view, so nothing decoded from it is a node Buffer.
-    return decodeResume(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), meta);
+    bytes = await readFileInside(root, target, maxResumeSize(meta));
   } catch (error) {
     if (errorCode(error) === "ENOENT") return null;
-    return problem(toStorageError(error, { action: "read", target: path, root: dirname(resolve(path)) }));
+    const failure = toStorageError(error, { action: "read", target, root });
+    return problem(
+      error instanceof FileTooLargeError
+        ? new StorageError(`Invalid resume data: ${error.message}`)
+        : failure,
+    );
+  }
+  if (bytes === null) return null;
+  try {
+    return decodeResume(bytes, meta);
+  } catch (error) {
+    return problem(toStorageError(error, { action: "read", target, root }));
   }
 }
 

@@ -102,9 +102,16 @@ Deno.test("cli seed refuses a magnet link clearly, and download a missing torren
 
 Deno.test("cli seed checks the data, serves it, and stops after --seed-time", async () => {
   await withSeed(async (dir, torrentPath) => {
+    // A copy: the session of withSeed holds the lock on its folder (one shoal per torrent's data).
+    await Deno.mkdir(join(dir, "copy", "payload", "sub"), { recursive: true });
+    await Deno.copyFile(
+      join(dir, "seed", "payload", "sub", "a.bin"),
+      join(dir, "copy", "payload", "sub", "a.bin"),
+    );
+    await Deno.writeFile(join(dir, "copy", "payload", "empty"), new Uint8Array());
     const { io, err } = capture();
     const code = await main(
-      ["seed", torrentPath, join(dir, "seed"), "--bind", "127.0.0.1", "--seed-time", "1", "-q"],
+      ["seed", torrentPath, join(dir, "copy"), "--bind", "127.0.0.1", "--seed-time", "1", "-q"],
       io,
     );
     assert.equal(code, 0, err());
