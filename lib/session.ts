@@ -22,6 +22,15 @@ import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { LocalDiscovery } from "./discovery/lsd.ts";
 import { type DhtSessionOptions, SessionDht } from "./dht/session_dht.ts";
+import { acceptLoop, closeQuietly } from "./net/accept_loop.ts";
+import { type DescriptorBudget, processDescriptors } from "./net/descriptor_budget.ts";
+import { PendingGate } from "./net/pending_gate.ts";
+import { PressureLog } from "./net/pressure_log.ts";
+import {
+  MAX_DIALS_IN_PROGRESS,
+  MAX_PENDING_HANDSHAKES,
+  MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+} from "./peer/listener_limits.ts";
 
 /** Options for {@linkcode BaseSession}. */
 export interface BaseSessionOptions {
@@ -43,6 +52,21 @@ export interface BaseSessionOptions {
   maxConnections?: number;
   /** Most connections with one IP address (loopback included). @default {16} */
   maxConnectionsPerAddress?: number;
+  /**
+   * Most incoming connections waiting for their handshake; a new one past it evicts the
+   * oldest. @default {MAX_PENDING_HANDSHAKES}
+   */
+  maxPendingHandshakes?: number;
+  /**
+   * Most incoming connections from one address waiting for their handshake; more are refused.
+   * @default {MAX_PENDING_HANDSHAKES_PER_ADDRESS}
+   */
+  maxPendingHandshakesPerAddress?: number;
+  /**
+   * Sockets are counted against this descriptor budget (open-file limit minus a reserve).
+   * @default the process's shared budget
+   */
+  descriptorBudget?: DescriptorBudget;
   /** Upload slots per torrent. @default {8} */
   uploadSlots?: number;
   /** Log sinks. @default {[]} (nothing is logged) */
@@ -137,6 +161,12 @@ export class BaseSession implements AsyncDisposable {
   #listening: Promise<number> | null = null;
   #connections = 0;
   readonly #perAddress = new Map<string, number>();
+  /** Outgoing dials in progress (half-open), over all torrents. */
+  #dialing = 0;
+  readonly #budget: DescriptorBudget;
+  /** Incoming connections waiting for their handshake. */
+  readonly #pending: PendingGate;
+  readonly #pressure: PressureLog;
   readonly #buckets: { upload: TokenBucket; download: TokenBucket };
   #udp: UdpTrackerClient | null = null;
   /** SHA-1("req2" + info-hash) → info-hash, for encrypted incoming handshakes. */
@@ -164,6 +194,12 @@ export class BaseSession implements AsyncDisposable {
     };
     this.logger = options.logger ??
       new Logger({ sinks: options.logSinks ?? [], level: options.logLevel ?? "info" });
+    this.#budget = options.descriptorBudget ?? processDescriptors();
+    this.#pending = new PendingGate({
+      maxPending: options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES,
+      maxPendingPerAddress: options.maxPendingHandshakesPerAddress ?? MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+    }, this.#budget);
+    this.#pressure = new PressureLog("session", this.logger);
     this.#dht = options.dht
       ? new SessionDht({
         config: options.dht,
@@ -230,36 +266,57 @@ export class BaseSession implements AsyncDisposable {
         throw error;
       }
       this.logger.info("session", "Listening", { port: this.port, hostname });
-      this.#acceptLoop(this.#listener).catch((error) => {
-        if (!this.#closed) this.logger.error("session", `Listener failed: ${(error as Error).message}`);
+      // Never ends before the listener is closed: failed accepts (EMFILE) are retried with back-off.
+      acceptLoop(this.#listener, {
+        name: "Peer listener",
+        category: "session",
+        logger: this.logger,
+        onConnection: (conn) => this.#accepted(conn),
       });
       return this.port;
     });
     return this.#listening;
   }
 
-  async #acceptLoop(listener: Deno.TcpListener): Promise<void> {
-    for await (const conn of listener) {
-      const remote = conn.remoteAddr as Deno.NetAddr;
-      const address = formatAddress(unmapIPv4(remote.hostname), remote.port);
-      const fromHere = this.#perAddress.get(hostOf(address)) ?? 0;
-      if (
-        this.#connections >= (this.#options.maxConnections ?? 200) ||
-        fromHere >= (this.#options.maxConnectionsPerAddress ?? 16)
-      ) {
-        this.logger.debug("session", "Refused an incoming connection: connection limit reached", {
-          peer: address,
-        });
-        conn.close();
-        continue;
-      }
-      conn.setNoDelay(true);
-      this.#incoming(connDuplex(conn), address).catch((error) => {
-        this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, {
-          peer: address,
-        });
+  #accepted(conn: Deno.TcpConn): void {
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    const address = formatAddress(unmapIPv4(remote.hostname), remote.port);
+    const host = hostOf(address);
+    if (
+      this.#connections >= (this.#options.maxConnections ?? 200) ||
+      (this.#perAddress.get(host) ?? 0) >= (this.#options.maxConnectionsPerAddress ?? 16)
+    ) {
+      this.logger.debug("session", "Refused an incoming connection: connection limit reached", {
+        peer: address,
       });
+      closeQuietly(conn);
+      return;
     }
+    const duplex = connDuplex(conn);
+    const evictedBefore = this.#pending.evicted;
+    const ticket = this.#pending.admit(host, () => duplex.close());
+    if (typeof ticket === "string") {
+      duplex.close();
+      this.#pressure.note(
+        ticket === "address"
+          ? "Peer listener under pressure: refused connections from an address with too many waiting for a handshake"
+          : "Peer listener under pressure: refused connections, no file descriptor left for sockets",
+        { peer: address, waiting: this.#pending.size, sockets: this.#budget.used },
+      );
+      return;
+    }
+    if (this.#pending.evicted > evictedBefore) {
+      this.#pressure.note(
+        "Peer listener under pressure: too many connections waiting for a handshake, the oldest evicted",
+        { peer: address, waiting: this.#pending.size, evicted: this.#pending.evicted },
+      );
+    }
+    conn.setNoDelay(true);
+    this.#incoming(duplex, address).catch((error) => {
+      this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, {
+        peer: address,
+      });
+    }).finally(() => ticket.release());
   }
 
   async #incoming(duplex: ReturnType<typeof connDuplex>, address: string): Promise<void> {
@@ -317,8 +374,12 @@ export class BaseSession implements AsyncDisposable {
       ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
       admit: (address) =>
         this.#connections < (this.#options.maxConnections ?? 200) &&
-        (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
+        (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16) &&
+        this.#dialing < MAX_DIALS_IN_PROGRESS && !this.#budget.full,
       countConnection: (delta, address) => this.#count(delta, address),
+      countDial: (delta) => {
+        this.#dialing += delta;
+      },
       globalBuckets: this.#buckets,
       listenPort: this.port,
       ...(this.#options.pex === false ? { pex: false } : {}),
@@ -429,6 +490,8 @@ export class BaseSession implements AsyncDisposable {
 
   #count(delta: number, address: string): void {
     this.#connections += delta;
+    if (delta > 0) this.#budget.take(delta);
+    else this.#budget.give(-delta);
     const host = hostOf(address);
     const n = (this.#perAddress.get(host) ?? 0) + delta;
     if (n <= 0) this.#perAddress.delete(host);

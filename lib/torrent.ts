@@ -429,10 +429,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #dial(c: Candidate): void {
     this.#connecting.add(c.address);
     this.#options.countConnection?.(1, c.address);
+    this.#options.countDial?.(1, c.address);
     this.#dialAttempts(c.address).then(
       (peer) => {
         this.#connecting.delete(c.address);
         this.#options.countConnection?.(-1, c.address);
+        this.#options.countDial?.(-1, c.address);
         if (this.#state !== "downloading" && this.#state !== "seeding") {
           peer.duplex.close();
           return;
@@ -442,6 +444,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       (error) => {
         this.#connecting.delete(c.address);
         this.#options.countConnection?.(-1, c.address);
+        this.#options.countDial?.(-1, c.address);
         c.failures++;
         c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
         this.#log.debug("swarm", `Cannot connect: ${(error as Error).message}`, { peer: c.address });

@@ -129,6 +129,8 @@ export interface TorrentOptions {
   admit?: (address: string) => boolean;
   /** Tells the session a connection opened (+1) or closed (-1). */
   countConnection?: (delta: number, address: string) => void;
+  /** Tells the session an outgoing dial (connect plus handshake) started (+1) or ended (-1). */
+  countDial?: (delta: number, address: string) => void;
   /** Deadline for dialling plus handshake, in ms. @default {10_000} */
   dialTimeoutMs?: number;
   /** This torrent's upload limit in bytes per second (0: none). @default {0} */

@@ -36,6 +36,7 @@ import {
   MAX_MESSAGE_BYTES,
 } from "./krpc.ts";
 import { RateGate, RateGates } from "./rate_gate.ts";
+import { receivePackets } from "../net/receive_loop.ts";
 
 /** Limits on what a DHT node receives and sends. */
 export interface DhtRateLimits {
@@ -282,18 +283,14 @@ export class KrpcSocket {
   }
 
   async #receive(conn: Deno.DatagramConn): Promise<void> {
-    for (;;) {
-      let data: Uint8Array;
-      let from: Deno.Addr;
-      try {
-        [data, from] = await conn.receive();
-      } catch (error) {
-        if (!this.#closed) {
-          this.#options.logger?.error("dht", `DHT socket failed: ${(error as Error).message}`);
-        }
-        return;
-      }
-      if (from.transport !== "udp") continue;
+    // Ends only when the socket is closed: a failed receive is retried with back-off.
+    for await (
+      const [data, from] of receivePackets(conn, {
+        name: "DHT socket",
+        category: "dht",
+        logger: this.#options.logger,
+      })
+    ) {
       try {
         this.#dispatch(data, from);
       } catch (error) {

@@ -31,6 +31,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { formatAddress } from "../peer/handshake_io.ts";
 import { parseIp } from "../tracker/compact.ts";
+import { receivePackets } from "../net/receive_loop.ts";
 
 /** The LSD port. */
 export const LSD_PORT = 6771;
@@ -535,7 +536,7 @@ export async function openMulticastChannels(request: LsdOpenRequest): Promise<Ls
         port: 0,
         loopback: true,
       });
-      channels.push(datagramChannel(family, listener, sender));
+      channels.push(datagramChannel(family, listener, sender, logger));
     } catch (error) {
       closeQuietly(listener);
       closeQuietly(sender);
@@ -548,7 +549,12 @@ export async function openMulticastChannels(request: LsdOpenRequest): Promise<Ls
   return channels;
 }
 
-function datagramChannel(family: 4 | 6, listener: Deno.DatagramConn, sender: Deno.DatagramConn): LsdChannel {
+function datagramChannel(
+  family: 4 | 6,
+  listener: Deno.DatagramConn,
+  sender: Deno.DatagramConn,
+  logger: Logger | undefined,
+): LsdChannel {
   let closed = false;
   const target: Deno.NetAddr = {
     transport: "udp",
@@ -561,16 +567,12 @@ function datagramChannel(family: 4 | 6, listener: Deno.DatagramConn, sender: Den
       await sender.send(packet, target);
     },
     async *receive(): AsyncGenerator<{ data: Uint8Array; hostname: string }> {
-      while (!closed) {
-        let received: [Uint8Array, Deno.Addr];
-        try {
-          received = await listener.receive();
-        } catch (error) {
-          if (closed) return; // the close interrupted the read
-          throw error;
-        }
-        const [data, from] = received;
-        yield { data, hostname: (from as Deno.NetAddr).hostname };
+      // Ends when the socket is closed; a failed receive is retried with back-off.
+      for await (
+        const [data, from] of receivePackets(listener, { name: "LSD socket", category: "lsd", logger })
+      ) {
+        if (closed) return;
+        yield { data, hostname: from.hostname };
       }
     },
     close(): void {
