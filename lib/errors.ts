@@ -150,6 +150,36 @@ export class StorageError extends ShoalError {
 }
 
 /**
+ * Thrown when a piece we had can no longer be served: its bytes on disk no longer match the
+ * torrent's hash (changed under us), or its file shrank or vanished. The piece is marked
+ * missing (downloaded again if the torrent downloads); a request for it is refused, and the
+ * peer that asked is not blamed.
+ *
+ * @example
+ * ```ts
+ * import { PieceUnavailableError } from "./errors.ts";
+ * const e = new PieceUnavailableError(7, "Piece 7 changed on disk (in movie.mkv)");
+ * console.log(e.code, e.piece); // "PIECE_UNAVAILABLE" 7
+ * ```
+ */
+export class PieceUnavailableError extends ShoalError {
+  /** The piece that cannot be served. */
+  readonly piece: number;
+
+  /**
+   * Creates the instance.
+   *
+   * @param piece Piece index.
+   * @param message Why, naming the file(s).
+   * @param options Standard error options (`cause`).
+   */
+  constructor(piece: number, message: string, options?: ErrorOptions) {
+    super("PIECE_UNAVAILABLE", message, options);
+    this.piece = piece;
+  }
+}
+
+/**
  * Thrown when a plugin (selector, encryption, log sink) misbehaves. The message
  * names the plugin.
  *

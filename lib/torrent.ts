@@ -7,7 +7,7 @@
 
 import { dirname, join, resolve } from "node:path";
 import { Bitfield } from "./bitfield.ts";
-import { ShoalError, StorageError } from "./errors.ts";
+import { PieceUnavailableError, ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
@@ -21,6 +21,8 @@ import { FileStorage } from "./storage/file_storage.ts";
 import { DownloadLock } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
+import { OversizedFiles } from "./storage/oversized.ts";
+import { type PieceLoss, VerifiedPieceReader } from "./storage/verified_reader.ts";
 import type { Duplex, Metainfo, PeerExtension } from "./types.ts";
 import { reservedBits, supportsDht, supportsExtensions, supportsFast } from "./wire/handshake.ts";
 import { utMetadataServer } from "./peer/ut_metadata.ts";
@@ -108,7 +110,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #resolve!: () => void;
   #reject!: (error: Error) => void;
   #settled = false;
-  #readCache = new Map<number, Promise<Uint8Array>>();
+  /** Serves pieces only once what was read matches the hash (see verified_reader.ts). */
+  #reader: VerifiedPieceReader | null = null;
+  /** Pieces we announced, then lost on disk: requests for them are refused, not held against peers. */
+  readonly #lost = new Set<number>();
+  /** Files longer than the torrent's, cut once complete (see oversized.ts). */
+  #oversized: OversizedFiles | null = null;
   #startedAt = 0;
   #announcer: Announcer | null = null;
   #neededDownload = false;
@@ -231,6 +238,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       });
       this.#abort.signal.throwIfAborted();
       for (const i of restored.have) this.#have.set(i);
+      this.#reader = new VerifiedPieceReader(this.#storage, meta, {
+        onLost: (loss) => this.#piecesLost(loss),
+        onProblem: (message) => this.#log.warn("storage", message),
+      });
+      this.#oversized = await OversizedFiles.find(this.#storage, meta, this.#have, this.#log);
+      await this.#oversized.trimComplete(this.#have);
       this.#log.info("storage", "Checked existing data", {
         have: restored.have.size,
         trusted: restored.trusted,
@@ -497,8 +510,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         if (this.#state === "seeding" && peer.seed) peer.close();
       },
       readBlock: (piece: number, begin: number, length: number) => this.#readBlock(piece, begin, length),
+      lost: (piece: number) => this.#lost.has(piece),
       prefetch: (piece: number) => {
-        this.#pieceData(piece).catch(
+        if (!this.#have.get(piece)) return;
+        this.#reader?.read(piece).catch(
           () => {/* the read is retried, and its error reported, when the block is served */},
         );
       },
@@ -553,6 +568,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       this.#ban(verdict.address, verdict.reason);
     }
     this.#picker.pieceVerified(done);
+    this.#lost.delete(piece);
     this.#dirty = true;
     this.#log.debug("storage", "Piece verified", { piece, peers: [...new Set(done.contributors)].join(",") });
     this.#emit("piece-verified", { piece });
@@ -588,30 +604,44 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
   }
 
+  /**
+   * A block for serving, cut from its whole piece: the reader reads each piece once, checks its
+   * hash before any block of it is sent, and keeps it in a small LRU cache (peers ask for a
+   * piece's blocks in a row; `prefetch` starts the read as soon as a request is queued).
+   */
   async #readBlock(piece: number, begin: number, length: number): Promise<Uint8Array> {
-    const data = await this.#pieceData(piece);
+    if (!this.#have.get(piece)) {
+      throw new PieceUnavailableError(piece, `Piece ${piece} is no longer available`);
+    }
+    const data = await this.#reader!.read(piece);
     this.#up.add(length, this.#now());
     return data.subarray(begin, begin + length);
   }
 
-  /**
-   * A piece's bytes for serving: peers ask for a piece's blocks in a row, so the whole piece is
-   * read once and kept in a small LRU cache (about 16 MiB). Called as soon as a request is
-   * queued, so disk reads overlap with sending what is already read.
-   */
-  #pieceData(piece: number): Promise<Uint8Array> {
-    let whole = this.#readCache.get(piece);
-    if (whole !== undefined) {
-      this.#readCache.delete(piece); // most recently used goes last
-      this.#readCache.set(piece, whole);
-      return whole;
+  /** Pieces changed or vanished on disk: stop serving them and download them again. */
+  #piecesLost(loss: PieceLoss): void {
+    const pieces = loss.pieces.filter((p) => this.#have.get(p));
+    if (pieces.length === 0 || this.#picker === undefined) return;
+    for (const p of pieces) {
+      this.#picker.pieceLost(p);
+      this.#lost.add(p);
+      this.#reader?.forget(p);
     }
-    whole = this.#storage!.read(piece, 0, this.#picker.pieceSize(piece));
-    this.#readCache.set(piece, whole);
-    whole.catch(() => this.#readCache.delete(piece));
-    const max = Math.max(4, Math.floor((16 * 1024 * 1024) / this.metainfo.pieceLength));
-    while (this.#readCache.size > max) this.#readCache.delete(this.#readCache.keys().next().value!);
-    return whole;
+    this.#dirty = true;
+    const files = loss.files.map((f) => this.metainfo.files[f]!.safePath);
+    const again = pieces.some((p) => this.#wanted?.get(p) ?? true);
+    this.#log.warn(
+      "storage",
+      `${loss.message}; not serving ${pieces.length === 1 ? "it" : "them"}` +
+        (again ? ", downloading again" : ""),
+      { pieces: pieces.length, files: files.join(",") },
+    );
+    this.#emit("piece-lost", { pieces, reason: loss.kind, files });
+    if (this.#state === "seeding" && !this.#isDone()) {
+      this.#state = "downloading";
+      this.#completedAt = 0;
+    }
+    for (const p of this.#peers.values()) p.refreshInterest();
   }
 
   #onClosed(peer: PeerConnection, error: Error | undefined): void {
@@ -692,6 +722,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     }
     (async () => {
       await Promise.all([...this.#writes]);
+      await this.#oversized?.trimComplete(this.#have);
       await this.#storage?.flush();
       await this.#saveResume();
     })().then(

@@ -93,6 +93,11 @@ export interface TorrentEventMap {
   "piece-verified": { piece: number };
   /** A piece failed its hash check; `peers` sent its blocks. */
   "piece-failed": { piece: number; peers: string[] };
+  /**
+   * Pieces we had stopped being servable: their bytes changed on disk (`"changed"`) or a file
+   * shrank or vanished (`"missing"`). They are refused to peers and downloaded again if wanted.
+   */
+  "piece-lost": { pieces: number[]; reason: "changed" | "missing"; files: string[] };
   /** A peer was banned. */
   "peer-banned": { address: string; reason: string };
   /** Every piece is verified. */

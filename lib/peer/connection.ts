@@ -7,7 +7,7 @@
  */
 
 import { Bitfield } from "../bitfield.ts";
-import { ProtocolError } from "../errors.ts";
+import { PieceUnavailableError, ProtocolError } from "../errors.ts";
 import type { Duplex } from "../types.ts";
 import { FrameParser } from "../wire/framing.ts";
 import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
@@ -45,6 +45,11 @@ export interface PeerHost {
   readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
   /** Starts reading a piece that requests were queued for, ahead of serving it. */
   prefetch?(piece: number): void;
+  /**
+   * True for a piece we announced but no longer have (it changed or vanished on disk): a request
+   * for it is refused without counting against the peer.
+   */
+  lost?(piece: number): boolean;
   /** The peer became interested or not (the choker may act). */
   interestChanged(peer: PeerConnection): void;
   /** The connection closed; `error` says why when it was not a clean close. */
@@ -417,8 +422,14 @@ export class PeerConnection implements PickerPeer {
     else if (m.length <= 0 || m.length > MAX_REQUEST_LENGTH) {
       problem = `length ${m.length} is not in 1..131072`;
     } else if (m.begin + m.length > size) problem = `offset ${m.begin} + ${m.length} is past the piece's end`;
-    else if (!this.#host.have.get(m.piece)) problem = `we do not have piece ${m.piece}`;
-    else if (this.#incoming.length >= MAX_INCOMING_REQUESTS) {
+    else if (!this.#host.have.get(m.piece)) {
+      if (this.#host.lost?.(m.piece)) {
+        // We announced it, then lost it on disk: refuse the request; the peer did nothing wrong.
+        if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
+        return;
+      }
+      problem = `we do not have piece ${m.piece}`;
+    } else if (this.#incoming.length >= MAX_INCOMING_REQUESTS) {
       // Over the queue cap: refused. Clients that pipeline hard (libtorrent can keep 1500 requests out)
       // overshoot now and then, so this drops only a peer that floods far beyond the cap.
       if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
@@ -572,6 +583,16 @@ export class PeerConnection implements PickerPeer {
     }
   }
 
+  /** Refuses a request and every other queued one for its piece (reject_request with Fast, else dropped). */
+  #refuseQueued(r: BlockRef): void {
+    const refused = [r];
+    for (let i = this.#incoming.length - 1; i >= 0; i--) {
+      if (this.#incoming[i]!.piece === r.piece) refused.push(...this.#incoming.splice(i, 1));
+    }
+    if (!this.fast || this.#closed) return;
+    for (const q of refused) this.#send({ type: "reject", piece: q.piece, begin: q.begin, length: q.length });
+  }
+
   #pumpUploads(): void {
     if (this.#uploading) return;
     this.#uploading = true;
@@ -584,7 +605,16 @@ export class PeerConnection implements PickerPeer {
             await this.#options.uploadLimiter.take(r.length, this.#abort.signal);
             if (this.#closed || this.amChoking) break;
           }
-          const data = await this.#host.readBlock(r.piece, r.begin, r.length);
+          let data: Uint8Array;
+          try {
+            data = await this.#host.readBlock(r.piece, r.begin, r.length);
+          } catch (error) {
+            if (!(error instanceof PieceUnavailableError)) throw error;
+            // The piece changed or vanished on disk (the host logged it): refuse what is queued for
+            // it and go on serving the rest; the peer asked for a piece we had announced.
+            this.#refuseQueued(r);
+            continue;
+          }
           if (this.#closed || this.amChoking) break;
           this.#send({ type: "piece", piece: r.piece, begin: r.begin, data });
           this.up.add(data.length, this.#host.now());

@@ -510,6 +510,19 @@ export class PiecePicker {
     this.#returnBuffer(completed.data);
   }
 
+  /**
+   * Forgets a piece we had (its data changed or vanished on disk): it is missing again and
+   * will be downloaded if wanted.
+   *
+   * @param piece Piece index.
+   */
+  pieceLost(piece: number): void {
+    if (!this.#have.get(piece)) return;
+    this.#have.clear(piece);
+    if (this.#wanted?.get(piece)) this.#wantedMissing++;
+    if (this.#high?.get(piece)) this.#highMissing++;
+  }
+
   /** Bytes currently held in piece buffers (for memory accounting). */
   get bufferedBytes(): number {
     return this.#buffersOut * this.#pieceLength;

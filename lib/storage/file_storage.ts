@@ -308,6 +308,35 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
     }
   }
 
+  /**
+   * Cuts a file that is longer than the torrent says down to the torrent's length (it never
+   * grows or creates a file). The caller decides that the bytes past the end are not the user's:
+   * see `oversized.ts`.
+   *
+   * @param fileIndex Index in `meta.files`.
+   * @returns How many bytes were cut (0 when the file was not longer, absent or a pad file).
+   * @throws {StorageError} when the file cannot be opened for writing or truncated.
+   */
+  trimExcess(fileIndex: number): Promise<number> {
+    return this.#track("truncate", async () => {
+      const path = this.pathOf(fileIndex);
+      const length = this.#meta.files[fileIndex]!.length;
+      if (path === null || ((await this.fileStat(fileIndex))?.size ?? 0) <= length) return 0;
+      const slot = await this.#acquire(fileIndex, true);
+      try {
+        const before = (await slot.handle.stat()).size;
+        if (before <= length) return 0;
+        await slot.handle.truncate(length);
+        slot.dirty = true;
+        return before - length;
+      } catch (error) {
+        throw toStorageError(error, { action: "write", target: path, root: this.#root });
+      } finally {
+        this.#release(slot);
+      }
+    });
+  }
+
   #track<T>(action: string, run: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StorageError(`Cannot ${action}: storage is closed`));
     const promise = run();
