@@ -26,6 +26,8 @@ export * from "./lib/types.ts";
 export * from "./lib/bencode.ts";
 export * from "./lib/bitfield.ts";
 export * from "./lib/metainfo.ts";
+export * from "./lib/limits.ts";
+export * from "./lib/torrent_file.ts";
 export * from "./lib/safe_path.ts";
 export * from "./lib/magnet.ts";
 export * from "./lib/magnet_source.ts";

@@ -12,6 +12,7 @@ import {
   parseFileSelection,
   parseMagnet,
   parseMetainfo,
+  readTorrentFile,
   ShoalError,
 } from "../mod.ts";
 import {
@@ -188,7 +189,7 @@ export async function readTorrent(source: string, cwd: string): Promise<Metainfo
   }
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(resolve(cwd, source));
+    bytes = await readTorrentFile(resolve(cwd, source));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new ShoalError("NOT_FOUND", `No such torrent file: ${source}`);

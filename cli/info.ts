@@ -12,6 +12,7 @@ import {
   MetainfoError,
   parseMagnet,
   parseMetainfo,
+  readTorrentFile,
   ShoalError,
   StorageError,
 } from "../mod.ts";
@@ -81,8 +82,9 @@ export const infoCommand: Command = {
     const path = resolve(io.cwd ?? Deno.cwd(), source);
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(path);
+      bytes = await readTorrentFile(path);
     } catch (e) {
+      if (e instanceof MetainfoError) throw e; // too large: the message names the file and the limit
       throw new StorageError(`Cannot read ${source}: ${describeReadError(e)}`, { cause: e });
     }
     let meta: Metainfo;

@@ -7,7 +7,14 @@
 
 import { parseArgs } from "node:util";
 import { basename, dirname, resolve } from "node:path";
-import { type CreateOptions, createTorrent, formatMagnet, parseMetainfo, StorageError } from "../mod.ts";
+import {
+  type CreateOptions,
+  createTorrent,
+  formatMagnet,
+  parseMetainfo,
+  readTorrentFile,
+  StorageError,
+} from "../mod.ts";
 import {
   type CliIO,
   type Command,
@@ -146,7 +153,7 @@ async function writeTorrentFile(path: string, bytes: Uint8Array, infoHash: strin
   }
   let same = false;
   try {
-    same = parseMetainfo(await Deno.readFile(path)).infoHashHex === infoHash;
+    same = parseMetainfo(await readTorrentFile(path)).infoHashHex === infoHash;
   } catch (error) {
     throw new StorageError(`Cannot write ${path}: a different file is there (${(error as Error).message})`);
   }

@@ -17,6 +17,7 @@
  */
 
 import { BencodeError } from "./errors.ts";
+import { TORRENT_LIMITS } from "./limits.ts";
 
 /** A bencoded dictionary: binary-string keys to values. */
 export type BDict = Map<string, BValue>;
@@ -41,7 +42,11 @@ export type BEncodable =
 export interface DecodeOptions {
   /** Maximum nesting depth of lists and dictionaries. @default {512} */
   maxDepth?: number;
-  /** Maximum number of values (of any kind) in the input. @default {4_000_000} */
+  /**
+   * Maximum number of tokens: values, dictionary keys and list/dictionary ends. Each decoded
+   * value takes hundreds of bytes of memory, so this is what bounds the memory of decoding.
+   * @default {3_000_000}
+   */
   maxTokens?: number;
   /** Maximum input size in bytes. @default {64 * 1024 * 1024} */
   maxBytes?: number;
@@ -131,7 +136,7 @@ export function decode(input: Uint8Array, options: DecodeOptions = {}): BValue {
  */
 export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { value: BValue; end: number } {
   const maxDepth = options.maxDepth ?? 512;
-  const maxTokens = options.maxTokens ?? 4_000_000;
+  const maxTokens = options.maxTokens ?? TORRENT_LIMITS.maxTokens;
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const strictKeyOrder = options.strictKeyOrder ?? false;
   if (input.length > maxBytes) {
@@ -225,7 +230,12 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
 
   while (!done) {
     if (pos >= n) throw new BencodeError("Unexpected end of input", pos);
-    if (++tokens > maxTokens) throw new BencodeError(`Input has more than ${maxTokens} values`, pos);
+    if (++tokens > maxTokens) {
+      throw new BencodeError(
+        `Input has more than ${maxTokens} values (bencode tokens); refused before decoding the rest`,
+        pos,
+      );
+    }
     const top = stack[stack.length - 1];
     const c = input[pos]!;
     if (top?.kind === "d" && top.key === undefined) {

@@ -8,23 +8,29 @@
 
 import { createHash } from "node:crypto";
 import { type BDict, type BValue, decode, encode, spanOf } from "./bencode.ts";
-import { MetainfoError } from "./errors.ts";
+import { BencodeError, MetainfoError } from "./errors.ts";
+import { TORRENT_LIMITS } from "./limits.ts";
 import { dedupePaths, safeRelativePath } from "./safe_path.ts";
 import type { Metainfo, TorrentFile } from "./types.ts";
 
-/** Limits applied while parsing an untrusted `.torrent` file. */
+/** Limits applied while parsing an untrusted `.torrent` file (defaults: `TORRENT_LIMITS`). */
 export interface MetainfoOptions {
   /** Maximum number of files. @default {1_000_000} */
   maxFiles?: number;
-  /** Maximum number of pieces. @default {4_000_000} */
+  /** Maximum number of pieces. @default {0x200000} */
   maxPieces?: number;
   /** Maximum piece length in bytes. @default {128 * 1024 * 1024} */
   maxPieceLength?: number;
-  /** Maximum size of the `.torrent` file in bytes. @default {128 * 1024 * 1024} */
+  /** Maximum size of the `.torrent` file in bytes. @default {64 * 1024 * 1024} */
   maxBytes?: number;
+  /** Maximum number of bencode tokens (values, keys and ends). @default {3_000_000} */
+  maxTokens?: number;
+  /** Maximum number of components in a file's relative path, the torrent's folder included. @default {64} */
+  maxPathDepth?: number;
+  /** Maximum UTF-8 size of a file's relative path, the torrent's folder included. @default {4095} */
+  maxPathBytes?: number;
 }
 
-const MIB = 1024 * 1024;
 const HASH_SIZE = 20;
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
@@ -52,14 +58,23 @@ const utf8 = new TextDecoder("utf-8", { fatal: false });
  * @throws {MetainfoError} when they are valid bencode but not a valid torrent.
  */
 export function parseMetainfo(bytes: Uint8Array, options: MetainfoOptions = {}): Metainfo {
-  const maxFiles = options.maxFiles ?? 1_000_000;
-  const maxPieces = options.maxPieces ?? 4_000_000;
-  const maxPieceLength = options.maxPieceLength ?? 128 * MIB;
-  const maxBytes = options.maxBytes ?? 128 * MIB;
+  const maxFiles = options.maxFiles ?? TORRENT_LIMITS.maxFiles;
+  const maxPieces = options.maxPieces ?? TORRENT_LIMITS.maxPieces;
+  const maxPieceLength = options.maxPieceLength ?? TORRENT_LIMITS.maxPieceLength;
+  const maxBytes = options.maxBytes ?? TORRENT_LIMITS.maxBytes;
+  const maxTokens = options.maxTokens ?? TORRENT_LIMITS.maxTokens;
+  const pathLimits = {
+    depth: options.maxPathDepth ?? TORRENT_LIMITS.maxPathDepth,
+    bytes: options.maxPathBytes ?? TORRENT_LIMITS.maxPathBytes,
+  };
 
+  // Refused before the copy below, so an oversized input costs no memory.
+  if (bytes.length > maxBytes) {
+    throw new BencodeError(`Torrent file of ${bytes.length} bytes exceeds the limit of ${maxBytes} bytes`, 0);
+  }
   const input = bytes.slice();
-  // Every value takes at least one byte, so the token limit is the byte limit.
-  const root = decode(input, { maxBytes, maxTokens: maxBytes });
+  // Each decoded value costs hundreds of bytes of memory: the token cap, not the byte cap, bounds it.
+  const root = decode(input, { maxBytes, maxTokens, maxDepth: TORRENT_LIMITS.maxDepth });
   if (!(root instanceof Map)) throw invalid("the top-level value is not a dictionary");
   const info = root.get("info");
   if (info === undefined) throw invalid("missing 'info' dictionary");
@@ -85,8 +100,9 @@ export function parseMetainfo(bytes: Uint8Array, options: MetainfoOptions = {}):
   if (hasLength && hasFiles) throw invalid("'info' has both 'length' and 'files'");
   if (!hasLength && !hasFiles) throw invalid("'info' has neither 'length' nor 'files'");
   const safeName = safeRelativePath([name]);
+  checkPathLimits(safeName, "the torrent's name", pathLimits);
   const layout = hasFiles
-    ? readFiles(info.get("files"), safeName, maxFiles)
+    ? readFiles(info.get("files"), safeName, maxFiles, pathLimits)
     : singleFile(info.get("length"), name, safeName);
   const { files, totalLength } = layout;
   if (totalLength === 0) throw invalid("the total length is 0 bytes (nothing to download)");
@@ -304,6 +320,7 @@ function readFiles(
   value: BValue | undefined,
   safeName: string,
   maxFiles: number,
+  pathLimits: PathLimits,
 ): { files: TorrentFile[]; totalLength: number } {
   if (!Array.isArray(value)) throw invalid("'files' is not a list");
   if (value.length === 0) throw invalid("'files' is empty");
@@ -316,6 +333,9 @@ function readFiles(
     if (!(entry instanceof Map)) throw invalid(`${what} is not a dictionary`);
     const length = readLength(entry.get("length"), what);
     const path = readPath(entry, what);
+    if (path.length > pathLimits.depth) {
+      throw invalid(`${what} path has ${path.length} components, more than the ${pathLimits.depth} allowed`);
+    }
     const attr = entry.get("attr");
     const pad = (attr instanceof Uint8Array && attr.includes(0x70)) || // 'p'
       (path.length === 2 && path[0] === ".pad") ||
@@ -328,6 +348,7 @@ function readFiles(
   const real = entries.filter((e) => !e.pad);
   const unique = dedupePaths(real.map((e) => e.safePath));
   real.forEach((e, i) => e.safePath = unique[i]!);
+  entries.forEach((e, i) => checkPathLimits(e.safePath, `file ${i} path`, pathLimits));
   return { files: entries, totalLength: offset };
 }
 
@@ -342,6 +363,27 @@ function readPath(entry: BDict, what: string): string[] {
     if (!(c instanceof Uint8Array)) throw invalid(`${what} path component ${j} is not a byte string`);
     return utf8.decode(c);
   });
+}
+
+const utf8Encoder = new TextEncoder();
+
+/** Most levels and UTF-8 bytes of a file's relative path, the torrent's folder included. */
+interface PathLimits {
+  depth: number;
+  bytes: number;
+}
+
+/** Refuses a relative path (torrent folder included) that is too deep or that Linux could not create. */
+function checkPathLimits(safePath: string, what: string, limits: PathLimits): void {
+  // Backslashes in a component, and in the torrent's name, add levels: count the final path.
+  const depth = safePath.split("/").length;
+  if (depth > limits.depth) {
+    throw invalid(`${what} is ${depth} levels deep, more than the ${limits.depth} allowed`);
+  }
+  const bytes = utf8Encoder.encode(safePath).length;
+  if (bytes > limits.bytes) {
+    throw invalid(`${what} is ${bytes} bytes long, more than the ${limits.bytes} a path may have`);
+  }
 }
 
 function isPath(value: BValue | undefined): value is Uint8Array[] {

@@ -82,7 +82,7 @@ interface InvalidCase {
   bytes: Uint8Array;
   error: "BencodeError" | "MetainfoError";
   message: string;
-  options?: { maxFiles?: number; maxPieces?: number };
+  options?: { maxFiles?: number; maxPieces?: number; maxPathBytes?: number };
 }
 
 const good = torrentOf(goodInfo());
@@ -117,7 +117,7 @@ const invalid: InvalidCase[] = [
     name: "nesting_bomb",
     bytes: raw("d4:info", "l".repeat(1500), "e".repeat(1500), "e"),
     error: "BencodeError",
-    message: "Nesting deeper than 512 levels",
+    message: "Nesting deeper than 100 levels",
   },
   {
     name: "length_prefix_beyond_input",
@@ -376,6 +376,32 @@ const invalid: InvalidCase[] = [
     bytes: withInfo({ "meta version": 3 }),
     error: "MetainfoError",
     message: "unsupported 'meta version' 3",
+  },
+  // Paths that could not exist on disk, or cost a folder per level: refused at parse time.
+  {
+    name: "path_200_folders_deep",
+    bytes: multi([{ length: 5, path: [...Array.from({ length: 199 }, () => "d"), "f"] }], 1),
+    error: "MetainfoError",
+    message: "file 0 path has 200 components, more than the 64 allowed",
+  },
+  {
+    name: "path_deep_through_backslashes",
+    bytes: multi([{ length: 5, path: ["a", "d\\".repeat(63) + "f"] }], 1),
+    error: "MetainfoError",
+    message: "file 0 path is 66 levels deep, more than the 64 allowed",
+  },
+  {
+    name: "name_deep_through_slashes",
+    bytes: withInfo({ name: "d/".repeat(70) + "f" }),
+    error: "MetainfoError",
+    message: "the torrent's name is 71 levels deep, more than the 64 allowed",
+  },
+  {
+    name: "path_too_long_for_the_file_system",
+    bytes: multi([{ length: 5, path: ["x".repeat(200), "y".repeat(200)] }], 1),
+    error: "MetainfoError",
+    message: "file 0 path is 405 bytes long, more than the 300 a path may have",
+    options: { maxPathBytes: 300 },
   },
 ];
 

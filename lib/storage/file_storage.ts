@@ -9,6 +9,7 @@
 import { type FileHandle, mkdir, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative, resolve } from "node:path";
 import { StorageError } from "../errors.ts";
+import { MAX_ABSOLUTE_PATH_BYTES } from "../limits.ts";
 import { resolveInside } from "../safe_path.ts";
 import type { Metainfo } from "../types.ts";
 import { checkLayout, type FileSpan, spansFor } from "./piece_map.ts";
@@ -495,7 +496,9 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
   }
 }
 
-/** Resolves every non-pad file's path under `root`, refusing escapes and collisions. */
+const utf8Encoder = new TextEncoder();
+
+/** Resolves every non-pad file's path under `root`, refusing escapes, collisions and paths too long. */
 function filePaths(root: string, meta: Metainfo): (string | null)[] {
   const paths: (string | null)[] = [];
   const files = new Map<string, number>();
@@ -510,6 +513,14 @@ function filePaths(root: string, meta: Metainfo): (string | null)[] {
     const path = resolveInside(root, file.safePath);
     if (insideRoot(root, file.safePath) !== path) {
       throw new StorageError(`Refusing file path '${file.safePath}': it does not resolve consistently`);
+    }
+    // Refused now rather than failing with ENAMETOOLONG in the middle of the download.
+    const bytes = utf8Encoder.encode(path).length;
+    if (bytes > MAX_ABSOLUTE_PATH_BYTES) {
+      throw new StorageError(
+        `Cannot store file ${i} under ${root}: its path would be ${bytes} bytes long, more than the ` +
+          `${MAX_ABSOLUTE_PATH_BYTES} Linux can open (choose a shorter download folder)`,
+      );
     }
     const clash = files.get(path) ?? folders.get(path);
     if (clash !== undefined) {

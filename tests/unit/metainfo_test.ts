@@ -297,3 +297,38 @@ Deno.test("encodeTorrent() keeps the info bytes verbatim and writes the extras",
   assert.throws(() => encodeTorrent(latin1("i1e")), MetainfoError);
   assert.throws(() => encodeTorrent(latin1("d")), MetainfoError);
 });
+
+Deno.test("parseMetainfo() takes up to 0x200000 pieces by default, as libtorrent, and refuses one more", () => {
+  const at = (pieces: number) =>
+    encode({ info: { name: "a", "piece length": 16384, length: pieces * 16384, pieces: hashes(pieces) } });
+  assert.equal(parseMetainfo(at(0x200000)).pieceCount, 0x200000);
+  assert.throws(
+    () => parseMetainfo(at(0x200001)),
+    (e: unknown) =>
+      e instanceof MetainfoError &&
+      e.message === "Invalid torrent: 2097153 pieces exceed the maximum of 2097152",
+  );
+});
+
+Deno.test("parseMetainfo() takes paths 64 levels deep and up to 4095 bytes, and refuses deeper or longer ones", () => {
+  // 64 levels with the torrent's folder: "dir" and 63 components.
+  const deep = (levels: number) => Array.from({ length: levels - 1 }, (_, i) => `d${i}`);
+  assert.equal(
+    parseMetainfo(multi([{ length: 1, path: deep(64) }], 1)).files[0]!.safePath.split("/").length,
+    64,
+  );
+  assert.throws(
+    () => parseMetainfo(multi([{ length: 1, path: deep(65) }], 1)),
+    /file 0 path is 65 levels deep, more than the 64 allowed/,
+  );
+  // "dir", 16 components of 250 bytes and a last one, with 17 slashes: 4020 bytes plus the last.
+  const long = (
+    last: number,
+  ) => [...Array.from({ length: 16 }, (_, i) => `${i}`.padEnd(250, "x")), "y".repeat(last)];
+  const fits = parseMetainfo(multi([{ length: 1, path: long(75) }], 1)).files[0]!.safePath;
+  assert.equal(new TextEncoder().encode(fits).length, 4095);
+  assert.throws(
+    () => parseMetainfo(multi([{ length: 1, path: long(76) }], 1)),
+    /file 0 path is 4096 bytes long, more than the 4095 a path may have/,
+  );
+});
