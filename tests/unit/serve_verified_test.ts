@@ -262,10 +262,6 @@ async function nextAnswer(conn: FakeConnection, timeoutMs = 5000): Promise<Messa
   }
 }
 
-function localPort(conn: FakeConnection): number {
-  return (conn.conn.localAddr as Deno.NetAddr).port;
-}
-
 const PIECE = 64 * KIB;
 
 Deno.test("a seed refuses a piece changed on disk with reject_request, logs it, keeps the peer and serves the rest", async () => {
