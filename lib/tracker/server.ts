@@ -10,6 +10,9 @@
 
 import { ShoalError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import type { HttpServerLimits } from "../http/limits.ts";
+import { HttpServer } from "../http/server.ts";
+import { receiveLoop } from "../net/receive_loop.ts";
 import { DEFAULT_HTTP_LIMITS, handleHttpRequest } from "./server_http.ts";
 import { UdpTrackerHandler } from "./server_udp.ts";
 import { LOG_CATEGORY, SwarmRegistry, type TrackerContext, type TrackerCounters } from "./swarm_registry.ts";
@@ -115,6 +118,11 @@ export interface TrackerServerOptions {
    * @default {200}
    */
   udpReplyBurst?: number;
+  /**
+   * Limits of the HTTP endpoint (connections in all and per address, header and body sizes
+   * and deadlines, keep-alive); absent ones take the defaults of `lib/http/limits.ts`.
+   */
+  httpLimits?: Partial<HttpServerLimits>;
   /** Where to log (category `"tracker-server"`). */
   logger?: Logger;
   /**
@@ -176,7 +184,7 @@ export class TrackerServer implements AsyncDisposable {
   readonly #udpHandler: UdpTrackerHandler;
   readonly #counters: TrackerCounters = { announces: 0, scrapes: 0, errors: 0, dropped: 0 };
   readonly #abort = new AbortController();
-  #http: Deno.HttpServer<Deno.NetAddr> | undefined;
+  #http: HttpServer | undefined;
   #udp: Deno.DatagramConn | undefined;
   #udpLoop: Promise<void> | undefined;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -245,22 +253,24 @@ export class TrackerServer implements AsyncDisposable {
     const logger = this.#options.logger;
     try {
       if (this.#options.http !== false) {
-        const server = Deno.serve(
+        // Our own HTTP/1.1 server: Deno.serve has no header timeout and no connection cap.
+        const server = new HttpServer(
+          (request, info) => handleHttpRequest(request, info.remoteAddr, this.#context, DEFAULT_HTTP_LIMITS),
           {
             hostname,
             port: this.#options.httpPort ?? 0,
-            signal: this.#abort.signal,
-            onListen: () => {},
-            onError: (error) => {
+            name: "Tracker HTTP endpoint",
+            category: LOG_CATEGORY,
+            logger,
+            ...(this.#options.httpLimits ? { limits: this.#options.httpLimits } : {}),
+            onError: () => {
               this.#counters.errors++;
-              logger?.warn(LOG_CATEGORY, `HTTP handler failed: ${String(error)}`);
               return new Response("Internal error\n", { status: 500 });
             },
           },
-          (request, info) => handleHttpRequest(request, info.remoteAddr, this.#context, DEFAULT_HTTP_LIMITS),
         );
         this.#http = server;
-        this.#ports = { ...this.#ports, httpPort: server.addr.port };
+        this.#ports = { ...this.#ports, httpPort: server.listen().port };
       }
       if (this.#options.udp !== false) {
         const conn = Deno.listenDatagram({ transport: "udp", hostname, port: this.#options.udpPort ?? 0 });
@@ -329,7 +339,7 @@ export class TrackerServer implements AsyncDisposable {
     } catch (error) {
       if (!(error instanceof Deno.errors.BadResource)) throw error;
     }
-    await Promise.all([this.#http?.finished, this.#udpLoop]);
+    await Promise.all([this.#http?.close(), this.#udpLoop]);
     if (wasRunning) this.#options.logger?.info(LOG_CATEGORY, "Tracker stopped", { ...this.#counters });
   }
 
@@ -338,42 +348,33 @@ export class TrackerServer implements AsyncDisposable {
     return this.close();
   }
 
-  async #serveUdp(conn: Deno.DatagramConn): Promise<void> {
+  #serveUdp(conn: Deno.DatagramConn): Promise<void> {
     const logger = this.#options.logger;
-    const buffer = new Uint8Array(UDP_RECEIVE_BUFFER);
-    let failures = 0;
-    for (;;) {
-      let packet: Uint8Array;
-      let from: Deno.NetAddr;
-      try {
-        const [data, addr] = await conn.receive(buffer);
-        packet = data;
-        from = addr as Deno.NetAddr;
-        failures = 0;
-      } catch (error) {
-        if (this.#abort.signal.aborted || error instanceof Deno.errors.BadResource) return;
-        // A transient error (e.g. an ICMP error reported on the socket): keep serving, but
-        // give up rather than spin if the socket is broken for good.
-        logger?.warn(LOG_CATEGORY, `UDP receive failed: ${String(error)}`);
-        if (++failures >= 100) return;
-        continue;
-      }
-      let reply: Uint8Array | undefined;
-      try {
-        reply = this.#udpHandler.handle(packet, from);
-      } catch (error) {
-        this.#counters.errors++;
-        logger?.warn(LOG_CATEGORY, `UDP handler failed: ${String(error)}`, { peer: from.hostname });
-        continue;
-      }
-      if (reply === undefined) continue;
-      try {
-        await conn.send(reply, from);
-      } catch (error) {
-        if (this.#abort.signal.aborted || error instanceof Deno.errors.BadResource) return;
-        logger?.debug(LOG_CATEGORY, `UDP send failed: ${String(error)}`, { peer: from.hostname });
-      }
-    }
+    // Ends only when the socket is closed: a failed receive is retried with back-off.
+    return receiveLoop(conn, {
+      name: "Tracker UDP endpoint",
+      category: LOG_CATEGORY,
+      logger,
+      buffer: new Uint8Array(UDP_RECEIVE_BUFFER),
+      signal: this.#abort.signal,
+      onPacket: async (packet, from) => {
+        let reply: Uint8Array | undefined;
+        try {
+          reply = this.#udpHandler.handle(packet, from);
+        } catch (error) {
+          this.#counters.errors++;
+          logger?.warn(LOG_CATEGORY, `UDP handler failed: ${String(error)}`, { peer: from.hostname });
+          return;
+        }
+        if (reply === undefined) return;
+        try {
+          await conn.send(reply, from);
+        } catch (error) {
+          if (this.#abort.signal.aborted || error instanceof Deno.errors.BadResource) return;
+          logger?.debug(LOG_CATEGORY, `UDP send failed: ${String(error)}`, { peer: from.hostname });
+        }
+      },
+    });
   }
 }
 
