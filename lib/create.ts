@@ -10,6 +10,7 @@ import { createHash, type Hash } from "node:crypto";
 import { basename, join, relative, resolve, sep } from "node:path";
 import { type BEncodable, encode } from "./bencode.ts";
 import { MetainfoError, StorageError } from "./errors.ts";
+import { TORRENT_LIMITS } from "./limits.ts";
 
 /** Progress of {@linkcode createTorrent}'s hashing. */
 export interface CreateProgress {
@@ -195,6 +196,16 @@ export async function createTorrent(path: string, options: CreateOptions = {}): 
     throw new MetainfoError(`Cannot create torrent: the payload has no data: ${path}`);
   }
   const pieceLength = options.pieceLength ?? automaticPieceLength(totalLength);
+  // Checked before hashing: a torrent with more pieces would be refused by shoal and libtorrent.
+  const pieceCount = Math.ceil(totalLength / pieceLength);
+  if (pieceCount > TORRENT_LIMITS.maxPieces) {
+    let enough = MIN_PIECE_LENGTH;
+    while (enough * TORRENT_LIMITS.maxPieces < totalLength) enough *= 2;
+    throw new MetainfoError(
+      `Cannot create torrent: ${pieceCount} pieces of ${pieceLength} bytes exceed the ${TORRENT_LIMITS.maxPieces} ` +
+        `clients accept; use pieces of ${enough} bytes or more`,
+    );
+  }
 
   const pieces = await hashFiles(files, pieceLength, totalLength, options.onProgress, signal);
 

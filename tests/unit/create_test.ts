@@ -353,3 +353,26 @@ Deno.test("createTorrent() fails clearly when a file shrinks while it is being h
     );
   });
 });
+
+Deno.test("createTorrent() refuses, before hashing, more pieces than clients accept and names a piece size that fits", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shoal-create-pieces-" });
+  try {
+    // A sparse file of 0x200000 pieces of 16 KiB and one byte more: 32 GiB, instant to make.
+    const path = join(dir, "big.bin");
+    {
+      using file = await Deno.open(path, { write: true, create: true });
+      await file.truncate(0x200000 * 16384 + 1);
+    }
+    // The deadline only ends hashing on a build without the check (it would take minutes).
+    await assert.rejects(
+      createTorrent(path, { pieceLength: 16384, signal: AbortSignal.timeout(10_000) }),
+      (e: unknown) =>
+        e instanceof MetainfoError &&
+        e.message ===
+          "Cannot create torrent: 2097153 pieces of 16384 bytes exceed the 2097152 clients accept; " +
+            "use pieces of 32768 bytes or more",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
