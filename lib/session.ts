@@ -17,6 +17,7 @@ import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { Encryption, LogLevel, LogSink, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
 import { type FilePriority, selectOnly } from "./file_priority.ts";
 import type { MagnetLink } from "./magnet.ts";
+import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { isMagnetLink, resolveMagnet, savedTorrentPath, toMagnetLink } from "./magnet_source.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
@@ -358,6 +359,10 @@ export class BaseSession implements AsyncDisposable {
       throw new ShoalError("DUPLICATE", `Torrent ${metainfo.infoHashHex} is already in this session`);
     }
     await this.listen();
+    const downloadDir = options.downloadDir ?? this.#options.downloadDir;
+    // Before anything starts that would write (the DHT saves its state): is this data in use?
+    const lock = downloadLockPath(downloadDir, options.resumeDir, metainfo.infoHashHex);
+    await DownloadLock.check(lock.root, lock.path, { folder: downloadDir, torrent: metainfo.name });
     const dht = metainfo.private ? undefined : (await this.#dht?.start()) ?? undefined;
     // Closed while listening or starting the DHT: a torrent made now would outlive the session.
     if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");

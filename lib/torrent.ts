@@ -5,7 +5,7 @@
  * @module
  */
 
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { Bitfield } from "./bitfield.ts";
 import { PieceUnavailableError, ShoalError, StorageError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -18,7 +18,7 @@ import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
 import { FileStorage } from "./storage/file_storage.ts";
-import { DownloadLock } from "./storage/folder_lock.ts";
+import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
 import { OversizedFiles } from "./storage/oversized.ts";
@@ -219,11 +219,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     const meta = this.metainfo;
     try {
       // First of all: another process using this data means we must not touch anything.
-      this.#lock = await DownloadLock.acquire(
-        this.#resumeRoot,
-        join(dirname(this.resumePath), `${this.infoHash}.lock`),
-        { folder: this.#options.downloadDir, torrent: meta.name },
-      );
+      const lock = downloadLockPath(this.#options.downloadDir, this.#options.resumeDir, this.infoHash);
+      this.#lock = await DownloadLock.acquire(lock.root, lock.path, {
+        folder: this.#options.downloadDir,
+        torrent: meta.name,
+      });
       this.#abort.signal.throwIfAborted();
       const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
       this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
@@ -273,7 +273,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       }
       return { have: restored.have.size, trusted: restored.trusted, rechecked: restored.rechecked };
     } catch (error) {
-      this.#fail(error instanceof Error ? error : new Error(String(error)));
+      // start() rejects with it: whoever called reports it, the log only records it.
+      this.#fail(error instanceof Error ? error : new Error(String(error)), { thrown: true });
       throw error;
     }
   }
@@ -742,10 +743,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     else this.#resolve();
   }
 
-  #fail(error: Error): void {
+  #fail(error: Error, options: { thrown?: boolean } = {}): void {
     if (this.#state === "error" || this.#state === "stopped") return;
     this.#state = "error";
-    this.#log.error("torrent", `Torrent stopped: ${error.message}`);
+    // A start() failure is thrown to the caller, who reports it (the CLI shows one line).
+    if (options.thrown) this.#log.debug("torrent", `Torrent stopped: ${error.message}`);
+    else this.#log.error("torrent", `Torrent stopped: ${error.message}`);
     this.#emit("error", { error });
     this.#settle(error);
     this.#shutdown().catch((e) =>

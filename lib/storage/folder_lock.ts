@@ -8,9 +8,9 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ShoalError } from "../errors.ts";
-import { checkOpenedInside, ensureFolderInside } from "./safe_open.ts";
+import { checkOpenedInside, ensureFolderInside, openInside } from "./safe_open.ts";
 import { toStorageError } from "./storage.ts";
 
 /** What {@linkcode DownloadLock.acquire} names in its message. */
@@ -19,6 +19,38 @@ export interface DownloadLockOptions {
   folder: string;
   /** The torrent's name. */
   torrent: string;
+}
+
+/** Where a torrent's lock lives: see {@linkcode downloadLockPath}. */
+export interface DownloadLockPlace {
+  /** The folder below which no symbolic link is followed: the resume folder the user chose, else the download folder. */
+  readonly root: string;
+  /** The lock file: `<resume folder>/<infohash>.lock`. */
+  readonly path: string;
+}
+
+/**
+ * Where the lock of a torrent's data lives: beside its resume data.
+ *
+ * @example
+ * ```ts
+ * import { downloadLockPath } from "./folder_lock.ts";
+ * console.log(downloadLockPath("/dl", undefined, "ab".repeat(20)).path); // "/dl/.shoal/abab….lock"
+ * ```
+ *
+ * @param downloadDir The download folder.
+ * @param resumeDir The resume folder, when not `<downloadDir>/.shoal`.
+ * @param infoHashHex The torrent's info-hash, 40 hex characters.
+ * @returns The root below which no link is followed, and the lock file.
+ */
+export function downloadLockPath(
+  downloadDir: string,
+  resumeDir: string | undefined,
+  infoHashHex: string,
+): DownloadLockPlace {
+  const root = resolve(resumeDir ?? downloadDir);
+  const folder = resumeDir === undefined ? join(root, ".shoal") : root;
+  return { root, path: join(folder, `${infoHashHex.toLowerCase()}.lock`) };
 }
 
 /**
@@ -64,21 +96,17 @@ export class DownloadLock {
     let file: Deno.FsFile;
     try {
       await ensureFolderInside(root, dirname(target));
-      // Deno.open cannot refuse a link itself: the handle is checked against the path before use.
-      file = await Deno.open(target, { read: true, write: true, create: true });
+      // Created safely first (never through a link); Deno.open, which has no O_NOFOLLOW, then
+      // only opens what is there, and its handle is checked against the path before use.
+      await (await openInside(root, target, { mode: "write" })).close();
+      file = await Deno.open(target, { read: true, write: true });
     } catch (error) {
       throw toStorageError(error, { action: "create", target, root });
     }
     try {
       await checkOpenedInside(root, target, await file.stat());
       if (!(await file.tryLock(true))) {
-        const pid = await readPid(file);
-        throw new ShoalError(
-          "IN_USE",
-          `shoal is already using ${options.folder} for ${options.torrent}${
-            pid === null ? "" : ` (pid ${pid})`
-          }`,
-        );
+        throw inUse(options, await readPid(file));
       }
       await file.truncate(0);
       await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
@@ -87,6 +115,35 @@ export class DownloadLock {
       throw error instanceof ShoalError ? error : toStorageError(error, { action: "write", target, root });
     }
     return new DownloadLock(file);
+  }
+
+  /**
+   * Tells, without creating or writing anything, whether another holder has the lock: throws
+   * the same error as {@linkcode DownloadLock.acquire} if so. A session checks this before it
+   * starts anything that would write (the DHT saves its state on close).
+   *
+   * @param root As for {@linkcode DownloadLock.acquire}.
+   * @param path As for {@linkcode DownloadLock.acquire}.
+   * @param options The folder and torrent named in the message.
+   * @throws {ShoalError} (code `IN_USE`) when the lock is held.
+   */
+  static async check(root: string, path: string, options: DownloadLockOptions): Promise<void> {
+    const target = resolve(root, path);
+    let file: Deno.FsFile;
+    try {
+      // Only an existing regular file can be locked by someone; a link is left for acquire() to refuse.
+      if (!(await Deno.lstat(target)).isFile) return;
+      file = await Deno.open(target, { read: true });
+    } catch (error) {
+      // No lock file: nobody holds it. Anything else acquire() reports with its own message.
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) return;
+      throw toStorageError(error, { action: "read", target, root });
+    }
+    try {
+      if (!(await file.tryLock(true))) throw inUse(options, await readPid(file));
+    } finally {
+      file.close();
+    }
   }
 
   /** True until {@linkcode DownloadLock.release}. */
@@ -101,6 +158,11 @@ export class DownloadLock {
     file?.close();
     return Promise.resolve();
   }
+}
+
+function inUse(options: DownloadLockOptions, pid: number | null): ShoalError {
+  const by = pid === null ? "" : ` (pid ${pid})`;
+  return new ShoalError("IN_USE", `shoal is already using ${options.folder} for ${options.torrent}${by}`);
 }
 
 /** The pid the holder wrote, or `null` when the file holds none (yet). */

@@ -6,13 +6,15 @@
  * The rules. The root (the folder the user named) may itself be a symbolic link: that is the
  * user's choice, and it is created when missing. Below it:
  *
- * - nothing is written, created or replaced through a symbolic link. Each folder on the way is
+ * - nothing is written or created through a symbolic link. Each folder on the way is
  *   examined with `lstat` and created one level at a time (never `mkdir -p`, which follows
  *   links); the file is opened with `O_NOFOLLOW`; then, before any byte is written, the opened
  *   handle is checked again: `fstat` of the handle must be the same file as `lstat` of the
- *   path, and every folder on the way must still be a real folder;
+ *   path, and every folder on the way must still be a real folder. shoal's own files, written
+ *   whole to a temporary file and renamed into place, replace a link found at their own name
+ *   (a rename acts on the link, never on what it points to);
  * - a payload file may be read (to verify and seed) through symbolic links only when the real
- *   path stays inside the root's real path, as {@linkcode createTorrent} accepts links inside
+ *   path stays inside the root's real path, as `createTorrent` accepts links inside
  *   the folder; shoal's own files (resume data, DHT state, saved metadata) are never read
  *   through a link;
  * - only regular files are used, opened with `O_NONBLOCK` so a planted FIFO cannot hang us.
@@ -168,7 +170,8 @@ export interface WriteAtomicResult {
  * Writes a whole file below `root` so that a crash leaves the old content or the new one:
  * writes a temporary file in the same folder (created with `O_EXCL`), syncs it, renames it over
  * the target, then syncs the folder (best effort). Missing folders below `root` are created; the
- * root must exist. A symbolic link at the target is refused, not replaced.
+ * root must exist. A symbolic link at the target is replaced by the file, never followed (a
+ * rename acts on the link itself).
  *
  * @example
  * ```ts
@@ -192,8 +195,6 @@ export async function writeFileAtomic(
 ): Promise<WriteAtomicResult> {
   const at = anchor(root, target);
   await checkFolders(at, true);
-  const existing = await lstatOrNull(at.full);
-  if (existing?.isSymbolicLink()) throw await linkRefusal(at, at.full, "replace");
   const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
     .join("");
   const tempName = `.${basename(at.full)}.${random}.tmp`;
@@ -490,7 +491,7 @@ function changedRefusal(path: string): StorageError {
 async function linkRefusal(
   at: Anchored,
   link: string,
-  action: "read" | "write" | "replace" | "use",
+  action: "read" | "write" | "use",
 ): Promise<StorageError> {
   const what = link === at.full ? "it is" : `${link} is`;
   return new StorageError(
