@@ -23,6 +23,21 @@ export const MAX_INCOMING_REQUESTS = 1000;
 /** Invalid requests (past the end, too long, for missing pieces, over the queue cap) tolerated before dropping the peer. */
 export const MAX_BAD_REQUESTS = 100;
 
+/** What changed in a peer's pieces, for {@linkcode PeerHost.availabilityChanged}. */
+export interface AvailabilityChange {
+  /** The peer has every piece now. */
+  all?: boolean;
+  /** The peer's pieces now (when not all). */
+  bits?: Bitfield;
+  /** The peer announced one more piece (`have`). */
+  piece?: number;
+  /**
+   * What the peer had announced before, when a later bitfield, have_all or have_none replaces it:
+   * forget it from availability before counting the new announcement.
+   */
+  replaced?: { all: boolean; bits: Bitfield };
+}
+
 /** What a connection asks of its torrent. Implemented by the swarm. */
 export interface PeerHost {
   /** Number of pieces in the torrent. */
@@ -40,7 +55,7 @@ export interface PeerHost {
   /** A block arrived. `requested` is false for blocks we had cancelled or released. */
   block(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void;
   /** The peer announced its pieces (bitfield, have_all or have_none), or sent a first `have`. */
-  availabilityChanged(peer: PeerConnection, change: { all?: boolean; bits?: Bitfield; piece?: number }): void;
+  availabilityChanged(peer: PeerConnection, change: AvailabilityChange): void;
   /** Reads a block to serve an upload request. */
   readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
   /** Starts reading a piece that requests were queued for, ahead of serving it. */
@@ -153,7 +168,6 @@ export class PeerConnection implements PickerPeer {
   readonly #host: PeerHost;
   readonly #options: PeerConnectionOptions;
   #seed = false;
-  #sawFirst = false;
   #closed = false;
   #queueDepth: number;
   /** Slow start: the queue grows by one per block received until the rate stops growing. */
@@ -319,30 +333,19 @@ export class PeerConnection implements PickerPeer {
   }
 
   #handle(m: Message): void {
-    const first = !this.#sawFirst;
-    // Peers may send keep-alives, the BEP 10 handshake and a DHT port before their bitfield.
-    if (m.type !== "keepalive" && m.type !== "extended" && m.type !== "port") this.#sawFirst = true;
     switch (m.type) {
       case "keepalive":
         return;
-      case "bitfield": {
-        if (!first) throw new ProtocolError("Peer sent a bitfield after other messages");
-        const bits = Bitfield.fromWire(m.bits, this.#host.pieceCount);
-        for (const i of bits) this.bitfield.set(i);
-        if (bits.isComplete()) this.#seed = true;
-        this.#host.availabilityChanged(this, this.#seed ? { all: true } : { bits });
-        this.#updateInterest();
+      // A bitfield, have_all or have_none may come at any time, not only first: aria2 sends a fresh
+      // bitfield instead of a burst of haves, mid-connection. As libtorrent does, the latest one
+      // replaces what the peer said before.
+      case "bitfield":
+        this.#announce(Bitfield.fromWire(m.bits, this.#host.pieceCount));
         return;
-      }
       case "have_all":
       case "have_none":
         if (!this.fast) throw new ProtocolError(`Peer sent ${m.type} without the Fast extension`);
-        if (!first) throw new ProtocolError(`Peer sent ${m.type} after other messages`);
-        if (m.type === "have_all") {
-          this.#seed = true;
-          this.#host.availabilityChanged(this, { all: true });
-          this.#updateInterest();
-        }
+        this.#announce(m.type === "have_all" ? "all" : "none");
         return;
       case "have": {
         if (m.piece >= this.#host.pieceCount) {
@@ -392,6 +395,7 @@ export class PeerConnection implements PickerPeer {
         const block = this.#outstanding.get(k);
         if (block !== undefined) {
           this.#outstanding.delete(k);
+          this.#released.add(k); // should the block come after all, it is tolerated, not hostile
           this.#host.release(this, block);
           this.fill();
         }
@@ -413,6 +417,22 @@ export class PeerConnection implements PickerPeer {
       case "unknown":
         return;
     }
+  }
+
+  /** Replaces what we know of the peer's pieces with a bitfield, have_all or have_none. */
+  #announce(next: Bitfield | "all" | "none"): void {
+    const knewSome = this.#seed || !this.bitfield.isEmpty();
+    const replaced = knewSome
+      ? { all: this.#seed, bits: new Bitfield(this.bitfield.size, this.bitfield.toBytes()) }
+      : undefined;
+    this.bitfield.clearAll();
+    this.#seed = next === "all" || (next !== "none" && next.isComplete());
+    if (next !== "all" && next !== "none" && !this.#seed) { for (const i of next) this.bitfield.set(i); }
+    if (!this.#seed && this.bitfield.isEmpty() && replaced === undefined) return; // have_none first: nothing to count
+    const change: AvailabilityChange = this.#seed ? { all: true } : { bits: this.bitfield };
+    if (replaced !== undefined) change.replaced = replaced;
+    this.#host.availabilityChanged(this, change);
+    this.#updateInterest();
   }
 
   #onRequest(m: { piece: number; begin: number; length: number }): void {
