@@ -292,8 +292,10 @@ export class HttpServer implements AsyncDisposable {
         const idleDeadline = Date.now() + (first ? limits.headerTimeoutMs : limits.idleTimeoutMs);
         let head: RequestHead;
         let body: Uint8Array | null;
+        let started = false;
         try {
           if (!(await input.waitForData(idleDeadline))) return;
+          started = true;
           const bytes = await input.readHead(
             limits.maxHeaderBytes,
             first ? idleDeadline : Date.now() + limits.headerTimeoutMs,
@@ -306,8 +308,8 @@ export class HttpServer implements AsyncDisposable {
           if (!(error instanceof HttpRequestError)) throw error;
           if (error instanceof HttpTimeoutError) this.#stats.timeouts++;
           this.#stats.badRequests++;
-          // A connection that never sent a byte is closed without an answer.
-          if (input.buffered > 0 || !(error instanceof HttpTimeoutError) || !first || served > 0) {
+          // A connection that never sent a byte of this request is closed without an answer.
+          if (started) {
             this.#options.logger?.debug(this.#category, `${this.#name}: bad request: ${error.message}`, {
               peer: c.host,
               status: error.status,
