@@ -30,25 +30,25 @@ export const WRITE_TIMEOUT_MS = 30_000;
 
 /** Limits of an {@linkcode HttpServer}; see the constants of this module for each default. */
 export interface HttpServerLimits {
-  /** @default {MAX_HTTP_CONNECTIONS} */
+  /** Most connections open at once. @default {MAX_HTTP_CONNECTIONS} */
   readonly maxConnections: number;
-  /** @default {MAX_HTTP_CONNECTIONS_PER_ADDRESS} */
+  /** Most connections from one IP address. @default {MAX_HTTP_CONNECTIONS_PER_ADDRESS} */
   readonly maxConnectionsPerAddress: number;
-  /** @default {MAX_HEADER_BYTES} */
+  /** Most bytes of request line plus headers. @default {MAX_HEADER_BYTES} */
   readonly maxHeaderBytes: number;
-  /** @default {MAX_HEADER_COUNT} */
+  /** Most header fields. @default {MAX_HEADER_COUNT} */
   readonly maxHeaderCount: number;
-  /** @default {HEADER_TIMEOUT_MS} */
+  /** Deadline for the request head, in ms. @default {HEADER_TIMEOUT_MS} */
   readonly headerTimeoutMs: number;
-  /** @default {MAX_BODY_BYTES} */
+  /** Most bytes of a request body. @default {MAX_BODY_BYTES} */
   readonly maxBodyBytes: number;
-  /** @default {BODY_TIMEOUT_MS} */
+  /** Deadline for the request body, in ms. @default {BODY_TIMEOUT_MS} */
   readonly bodyTimeoutMs: number;
-  /** @default {IDLE_TIMEOUT_MS} */
+  /** Wait for the next request on a kept-alive connection, in ms. @default {IDLE_TIMEOUT_MS} */
   readonly idleTimeoutMs: number;
-  /** @default {MAX_REQUESTS_PER_CONNECTION} */
+  /** Requests per connection. @default {MAX_REQUESTS_PER_CONNECTION} */
   readonly maxRequestsPerConnection: number;
-  /** @default {WRITE_TIMEOUT_MS} */
+  /** Deadline for each write of a response, in ms. @default {WRITE_TIMEOUT_MS} */
   readonly writeTimeoutMs: number;
 }
 
