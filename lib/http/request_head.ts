@@ -28,6 +28,7 @@ export interface RequestHead {
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TARGET = /^[\x21-\x7e]+$/;
+// deno-lint-ignore no-control-regex -- control characters are exactly what this rejects
 const FIELD_VALUE_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 /**
