@@ -82,7 +82,10 @@ export const shareCommand: Command = {
     }
     const [source] = expectPositionals("share", positionals, ["<path>"]) as [string];
     const cwd = io.cwd ?? Deno.cwd();
-    const path = resolve(cwd, source);
+    // A path that is itself a symbolic link shares what it points to (seeding reads no link
+    // that leads outside the folder it is in).
+    const given = resolve(cwd, source);
+    const path = await isSymlink(given) ? await Deno.realPath(given) : given;
     const settings = transferSettings("share", values);
     const options: CreateOptions = {};
     const trackers = parseTrackerTiers("share", values.tracker ?? []);
@@ -180,4 +183,13 @@ function localAddresses(port: number): string[] {
   }
   if (out.length === 0) out.push(`127.0.0.1:${port}`);
   return out.slice(0, 8);
+}
+
+async function isSymlink(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isSymlink;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false; // createTorrent reports the missing path
+    throw error;
+  }
 }
