@@ -21,6 +21,12 @@ export interface SeedCliOptions {
    */
   denoFlags?: readonly string[];
   /**
+   * A command to run deno under, with its arguments (such as `["prlimit", "--nofile=256:256"]`).
+   *
+   * @default {[]}
+   */
+  wrapper?: readonly string[];
+  /**
    * Deadline for start-up and the data check.
    *
    * @default {60000}
@@ -68,7 +74,10 @@ export async function startSeedCli(
   options: SeedCliOptions = {},
 ): Promise<SeedCli> {
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
-  const child = new LineProcess("shoal seed", Deno.execPath(), [
+  const [command, ...wrapperArgs] = [...(options.wrapper ?? []), Deno.execPath()];
+  const name = options.wrapper ? `shoal seed (${options.wrapper.join(" ")})` : "shoal seed";
+  const child = new LineProcess(name, command!, [
+    ...wrapperArgs,
     "run",
     "-A",
     ...(options.denoFlags ?? []),

@@ -11,42 +11,13 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { compareDownload, LineProcess, MIB, prepareTorrent, REPO_ROOT } from "./_download_helpers.ts";
+import { compareDownload, MIB, prepareTorrent } from "./_download_helpers.ts";
 import { hasLibtorrent, runLibtorrentLeecher } from "./_harness.ts";
 import { holdConnections } from "./_hold_connections.ts";
+import { startSeedCli } from "./_seed_helpers.ts";
 
 const NOFILE = 256;
 const lt = await hasLibtorrent();
-
-/** `cli.ts seed` under `prlimit --nofile=256:256`, waited for until it has checked its data. */
-async function startLimitedSeed(
-  torrentPath: string,
-  dataDir: string,
-): Promise<{ child: LineProcess; port: number }> {
-  const child = new LineProcess("shoal seed (nofile 256)", "prlimit", [
-    `--nofile=${NOFILE}:${NOFILE}`,
-    Deno.execPath(),
-    "run",
-    "-A",
-    join(REPO_ROOT, "cli.ts"),
-    "seed",
-    torrentPath,
-    dataDir,
-    "--bind",
-    "127.0.0.1",
-    "--log-level",
-    "info",
-    "-q",
-  ], REPO_ROOT);
-  try {
-    const line = await child.waitForLine((l) => /^Listening on port \d+/.test(l), 60_000, "listening");
-    await child.waitForLine((l) => l.startsWith("Data checked: all "), 60_000, "data checked");
-    return { child, port: Number(/^Listening on port (\d+)/.exec(line)![1]) };
-  } catch (error) {
-    await child.stop();
-    throw error;
-  }
-}
 
 async function seedSurvives(source: string, count: number): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "shoal-pressure-" });
@@ -55,7 +26,10 @@ async function seedSurvives(source: string, count: number): Promise<void> {
       spec: [{ path: "a.bin", size: 6 * MIB + 123 }, { path: "b/c.bin", size: 2 * MIB - 7 }],
       seed: 11,
     });
-    const { child, port } = await startLimitedSeed(prepared.torrentPath, prepared.seedDir);
+    const seed = await startSeedCli(prepared.torrentPath, prepared.seedDir, {
+      wrapper: ["prlimit", `--nofile=${NOFILE}:${NOFILE}`],
+    });
+    const { process: child, port } = seed;
     try {
       await using held = await holdConnections({ port, count, source });
       assert.ok(held.connected + held.failed === count);
