@@ -24,16 +24,15 @@ import {
   withUsageErrors,
   writeText,
 } from "./common.ts";
+import { loadSelector } from "./selector_loader.ts";
+import { runTransfer, type SeedGoal } from "./transfer.ts";
 import {
-  loadSelector,
   parseDuration,
   parseNumberOption,
-  runTransfer,
-  type SeedGoal,
   TRANSFER_HELP,
   TRANSFER_OPTIONS,
   transferSettings,
-} from "./transfer.ts";
+} from "./transfer_options.ts";
 
 const DOWNLOAD_USAGE = `Usage: shoal download <torrent|magnet-uri> [options]
 

@@ -28,14 +28,14 @@ import {
   withUsageErrors,
   writeText,
 } from "./common.ts";
+import { runTransfer } from "./transfer.ts";
 import {
   parseDuration,
   parseNumberOption,
-  runTransfer,
   TRANSFER_HELP,
   TRANSFER_OPTIONS,
   transferSettings,
-} from "./transfer.ts";
+} from "./transfer_options.ts";
 
 const USAGE = `Usage: shoal share <path> [options]
 

@@ -16,7 +16,7 @@ import { parseMetainfo } from "../../lib/metainfo.ts";
 import { reservedBits, supportsDht } from "../../lib/wire/handshake.ts";
 import { mse, Session } from "../../mod.ts";
 import { FakePeer } from "../_fake_peer.ts";
-import { DEFAULT_DHT_BOOTSTRAP, transferSettings } from "../../cli/transfer.ts";
+import { DEFAULT_DHT_BOOTSTRAP, transferSettings } from "../../cli/transfer_options.ts";
 
 const MIN = 60_000;
 

@@ -25,7 +25,7 @@ import { parseArgs } from "node:util";
 import { createTorrent } from "../../lib/create.ts";
 import { parseMetainfo } from "../../lib/metainfo.ts";
 import { Session } from "../../mod.ts";
-import { TRANSFER_HELP, TRANSFER_OPTIONS, transferSettings } from "../../cli/transfer.ts";
+import { TRANSFER_HELP, TRANSFER_OPTIONS, transferSettings } from "../../cli/transfer_options.ts";
 
 const HASH_A = "0123456789abcdef0123456789abcdef01234567";
 const HASH_B = "fedcba9876543210fedcba9876543210fedcba98";

@@ -1,0 +1,275 @@
+/**
+ * The options every transferring command (`download`, `seed`, `share`) shares: their parseArgs
+ * descriptors, help text, and parsing into {@linkcode TransferSettings}, with a usage error
+ * for every value that cannot work.
+ *
+ * @module
+ */
+
+import type { LogLevel, MsePolicy } from "../mod.ts";
+import { parseSize, parseTrackerTiers, UsageError } from "./common.ts";
+import { DEFAULT_LOG, type LogTarget, parseLogTarget } from "./log_targets.ts";
+
+/** parseArgs option descriptors shared by every command that transfers. */
+export const TRANSFER_OPTIONS = {
+  port: { type: "string" },
+  bind: { type: "string" },
+  peer: { type: "string", multiple: true },
+  tracker: { type: "string", multiple: true },
+  "max-peers": { type: "string" },
+  "upload-slots": { type: "string" },
+  "up-limit": { type: "string" },
+  "down-limit": { type: "string" },
+  "no-dht": { type: "boolean" },
+  "dht-port": { type: "string" },
+  "dht-bootstrap": { type: "string", multiple: true },
+  log: { type: "string", multiple: true },
+  "log-level": { type: "string" },
+  "no-pex": { type: "boolean" },
+  "no-lsd": { type: "boolean" },
+  encryption: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Help lines for {@linkcode TRANSFER_OPTIONS}. */
+export const TRANSFER_HELP = `      --port N            Listening port (default: a random free port)
+      --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
+      --peer HOST:PORT    Connect to this peer; repeatable
+      --tracker URL       Also announce to this tracker (http, https or udp); repeatable,
+                          "URL1,URL2" is one tier
+      --max-peers N       Most connections for this torrent (default: 50)
+      --upload-slots N    Peers we upload to at once, one of them optimistic (default: 8)
+      --up-limit RATE     Upload limit in bytes per second, like 500k or 2m (default: none)
+      --down-limit RATE   Download limit in bytes per second (default: none)
+      --no-dht            Do not use the DHT (it is on by default, never for private torrents)
+      --dht-port N        UDP port of the DHT (default: the listening port's number if free)
+      --dht-bootstrap HOST:PORT
+                          Join the DHT through this node; repeatable (default: the public
+                          routers, none when --bind is a loopback address; a saved routing
+                          table in <dir>/.shoal/dht.dat is used either way)
+      --log SINK          Where log records go; repeatable. "pretty": one line each on
+                          stderr, with the time; "jsonl:PATH": one JSON object per line,
+                          appended to PATH ("jsonl:-" for stdout); or a path to a module
+                          exporting a LogSink (e.g. ./my_sink.ts). Without --log, records
+                          print on stderr as "LEVEL category: message (fields)"
+      --log-level LEVEL   Log records at this level and above: debug, info, warn, error
+                          (default: warn)
+      --no-pex            Do not exchange peers with peers (BEP 11 PEX)
+      --no-lsd            Do not look for peers on the local network (BEP 14 multicast)
+      --encryption MODE   Message Stream Encryption: prefer (default: encrypted when the peer
+                          can), require (encrypted only), allow (plaintext first), disable
+  -q, --quiet             No progress display
+  -h, --help              Show this help`;
+
+/** The common options, parsed. */
+export interface TransferSettings {
+  /** Listening port (0: any). */
+  port: number;
+  /** Listening address, if given. */
+  bind: string | undefined;
+  /** Peers to dial. */
+  peers: string[];
+  /** Extra tracker tiers. */
+  trackers: string[][];
+  /** Connection cap per torrent. */
+  maxPeers: number;
+  /** Upload slots. */
+  uploadSlots: number;
+  /** Lowest level of the records logged. */
+  level: LogLevel;
+  /** Where log records go (`--log`); without any, the stderr lines of {@linkcode DEFAULT_LOG}. */
+  logs: LogTarget[];
+  /** Upload limit, bytes per second (0: none). */
+  upLimit: number;
+  /** Download limit, bytes per second (0: none). */
+  downLimit: number;
+  /** DHT settings, or false for `--no-dht`. */
+  dht: false | { port?: number; bootstrap: string[] };
+  /** No progress line. */
+  quiet: boolean;
+  /** Peer exchange (off with `--no-pex`). */
+  pex: boolean;
+  /** Local service discovery (off with `--no-lsd`). */
+  lsd: boolean;
+  /** MSE policy (`--encryption`). */
+  encryption: MsePolicy;
+}
+
+const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
+
+/**
+ * Parses the shared options.
+ *
+ * @param command Command name, for errors.
+ * @param values What parseArgs returned.
+ * @returns The settings.
+ */
+export function transferSettings(
+  command: string,
+  values: {
+    port?: string | undefined;
+    bind?: string | undefined;
+    peer?: string[] | undefined;
+    tracker?: string[] | undefined;
+    "max-peers"?: string | undefined;
+    "upload-slots"?: string | undefined;
+    "up-limit"?: string | undefined;
+    "down-limit"?: string | undefined;
+    "no-dht"?: boolean | undefined;
+    "dht-port"?: string | undefined;
+    "dht-bootstrap"?: string[] | undefined;
+    log?: string[] | undefined;
+    "log-level"?: string | undefined;
+    encryption?: string | undefined;
+    quiet?: boolean | undefined;
+    "no-pex"?: boolean | undefined;
+    "no-lsd"?: boolean | undefined;
+  },
+): TransferSettings {
+  const level = (values["log-level"] ?? "warn") as LogLevel;
+  if (!LEVELS.includes(level)) {
+    throw new UsageError(command, `Invalid --log-level: ${level} (debug, info, warn, error)`);
+  }
+  return {
+    port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
+    bind: values.bind,
+    peers: values.peer ?? [],
+    trackers: parseTrackerTiers(command, values.tracker ?? []),
+    maxPeers: values["max-peers"] === undefined
+      ? 50
+      : parseIntOption(command, "--max-peers", values["max-peers"], 1, 10_000),
+    uploadSlots: values["upload-slots"] === undefined
+      ? 8
+      : parseIntOption(command, "--upload-slots", values["upload-slots"], 1, 1000),
+    level,
+    logs: values.log === undefined || values.log.length === 0
+      ? [DEFAULT_LOG]
+      : values.log.map((spec) => parseLogTarget(command, spec)),
+    upLimit: values["up-limit"] === undefined ? 0 : parseRate(command, "--up-limit", values["up-limit"]),
+    downLimit: values["down-limit"] === undefined
+      ? 0
+      : parseRate(command, "--down-limit", values["down-limit"]),
+    dht: values["no-dht"] === true ? false : {
+      ...(values["dht-port"] !== undefined
+        ? { port: parseIntOption(command, "--dht-port", values["dht-port"], 0, 65535) }
+        : {}),
+      bootstrap: parseDhtBootstrap(command, values["dht-bootstrap"], values.bind),
+    },
+    quiet: values.quiet === true,
+    encryption: parseEncryption(command, values.encryption),
+    pex: values["no-pex"] !== true,
+    lsd: values["no-lsd"] !== true,
+  };
+}
+
+/** Well-known DHT routers, the bootstrap nodes used unless `--dht-bootstrap` names others. */
+export const DEFAULT_DHT_BOOTSTRAP: readonly string[] = [
+  "router.bittorrent.com:6881",
+  "router.utorrent.com:6881",
+  "dht.transmissionbt.com:6881",
+];
+
+function parseDhtBootstrap(
+  command: string,
+  values: string[] | undefined,
+  bind: string | undefined,
+): string[] {
+  if (values === undefined || values.length === 0) {
+    // Nothing on a loopback address can reach the public routers.
+    const loopback = bind !== undefined &&
+      (bind.startsWith("127.") || bind === "::1" || bind === "localhost");
+    return loopback ? [] : [...DEFAULT_DHT_BOOTSTRAP];
+  }
+  for (const value of values) {
+    const m = /^([^:\s]+):(\d{1,5})$/.exec(value);
+    if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+      throw new UsageError(
+        command,
+        `Invalid --dht-bootstrap: ${value} (HOST:PORT, an IPv4 address or a name)`,
+      );
+    }
+  }
+  return values;
+}
+
+const POLICIES: readonly MsePolicy[] = ["prefer", "require", "allow", "disable"];
+
+function parseEncryption(command: string, value: string | undefined): MsePolicy {
+  const policy = (value ?? "prefer") as MsePolicy;
+  if (!POLICIES.includes(policy)) {
+    throw new UsageError(command, `Invalid --encryption: ${value} (prefer, require, allow or disable)`);
+  }
+  return policy;
+}
+
+/**
+ * Parses a whole-number option.
+ *
+ * @param command Command name, for errors.
+ * @param flag The flag, for errors.
+ * @param text Its value.
+ * @param min Smallest allowed.
+ * @param max Largest allowed.
+ * @returns The number.
+ */
+export function parseIntOption(
+  command: string,
+  flag: string,
+  text: string,
+  min: number,
+  max: number,
+): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(command, `Invalid ${flag}: ${text} (a whole number from ${min} to ${max})`);
+  }
+  return n;
+}
+
+/**
+ * Parses a duration: seconds, or a number with s, m, h or d.
+ *
+ * @param command Command name, for errors.
+ * @param flag The flag, for errors.
+ * @param text Like "90", "30m", "2h".
+ * @returns Seconds.
+ */
+export function parseDuration(command: string, flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(text.trim());
+  if (!m) throw new UsageError(command, `Invalid ${flag}: ${text} (like 90, 30m, 2h or 1d)`);
+  const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/**
+ * Parses a non-negative decimal number.
+ *
+ * @param command Command name, for errors.
+ * @param flag The flag, for errors.
+ * @param text The value.
+ * @returns The number.
+ */
+export function parseNumberOption(command: string, flag: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(n)) {
+    throw new UsageError(command, `Invalid ${flag}: ${text} (a number such as 1.5)`);
+  }
+  return n;
+}
+
+/**
+ * Parses a rate such as "500k" or "2m" (bytes per second).
+ *
+ * @param command Command name, for errors.
+ * @param flag The flag, for errors.
+ * @param text The value.
+ * @returns Bytes per second.
+ */
+export function parseRate(command: string, flag: string, text: string): number {
+  const n = parseSize(text);
+  if (n === undefined || n <= 0) {
+    throw new UsageError(command, `Invalid ${flag}: ${text} (bytes per second, like 500k or 2m)`);
+  }
+  return n;
+}
