@@ -32,8 +32,8 @@ import { runTransfer } from "./transfer.ts";
 import {
   parseDuration,
   parseNumberOption,
-  TRANSFER_HELP,
   TRANSFER_OPTIONS,
+  transferHelp,
   transferSettings,
 } from "./transfer_options.ts";
 
@@ -46,13 +46,14 @@ link, with a tracker) to whoever should download it.
 Options:
   -o, --output FILE       Where to write the torrent (default: <name>.torrent here;
                           an existing file is reused when it describes the same data)
-  -t, --tracker URL       Add a tracker (repeatable; "URL1,URL2" is one tier)
+  -t, --tracker URL       Put this tracker in the torrent (and announce to it); repeatable,
+                          "URL1,URL2" is one tier
       --private           Set the private flag (BEP 27)
   -l, --piece-length N    Bytes per piece (default: chosen from the size)
       --comment TEXT      Add a comment
       --seed-ratio R      Stop once uploaded / size reaches R
       --seed-time T       Stop after T (seconds, or 30m, 2h, 1d)
-${TRANSFER_HELP}
+${transferHelp({ omit: ["tracker"] })}
 `;
 
 /** The `share` command. */

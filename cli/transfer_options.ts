@@ -32,8 +32,33 @@ export const TRANSFER_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
-/** Help lines for {@linkcode TRANSFER_OPTIONS}. */
-export const TRANSFER_HELP = `      --port N            Listening port (default: a random free port)
+/** Options of {@linkcode transferHelp}. */
+export interface TransferHelpOptions {
+  /** Options (long names, like "tracker") a command describes itself, left out. @default {[]} */
+  omit?: readonly string[];
+}
+
+/**
+ * The help lines of {@linkcode TRANSFER_OPTIONS}, without those a command describes itself
+ * (`share` puts `--tracker` in the torrent, so its help lists its own meaning only).
+ *
+ * @example
+ * ```ts
+ * import { transferHelp } from "./transfer_options.ts";
+ * console.log(transferHelp({ omit: ["tracker"] }).includes("--tracker")); // false
+ * ```
+ *
+ * @param options What to leave out.
+ * @returns The help lines.
+ */
+export function transferHelp(options: TransferHelpOptions = {}): string {
+  const omit = new Set(options.omit ?? []);
+  const entries = HELP_LINES.split(/\n(?= {2,6}-)/);
+  return entries.filter((entry) => !omit.has(/--([\w-]+)/.exec(entry)?.[1] ?? "")).join("\n");
+}
+
+/** Every help entry, one option each (continuation lines are indented past the flags). */
+const HELP_LINES = `      --port N            Listening port (default: a random free port)
       --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
       --tracker URL       Also announce to this tracker (http, https or udp); repeatable,
@@ -61,6 +86,9 @@ export const TRANSFER_HELP = `      --port N            Listening port (default:
                           can), require (encrypted only), allow (plaintext first), disable
   -q, --quiet             No progress display
   -h, --help              Show this help`;
+
+/** Help lines for {@linkcode TRANSFER_OPTIONS}. */
+export const TRANSFER_HELP: string = transferHelp();
 
 /** The common options, parsed. */
 export interface TransferSettings {
