@@ -7,7 +7,8 @@
  * ```
  *
  * Subcommands live in {@linkcode commands}; each gets the arguments after its name and an
- * injectable {@linkcode CliIO}, and returns an exit code (0 success, 1 failure, 2 usage).
+ * injectable {@linkcode CliIO}, and returns an exit code: 0 success, 1 failure, 2 usage error,
+ * 130 interrupted (Ctrl+C, SIGTERM), 141 output into a closed pipe (printed: nothing).
  *
  * @module
  */
@@ -22,8 +23,10 @@ import {
   type CliIO,
   type Command,
   defaultIO,
+  EXIT_BROKEN_PIPE,
   EXIT_OK,
   EXIT_USAGE,
+  isBrokenPipe,
   reportError,
   writeText,
 } from "./cli/common.ts";
@@ -120,7 +123,11 @@ if (import.meta.main) {
   // Ctrl+C and a service manager's SIGTERM both stop cleanly (resume data is saved).
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
-  const code = await main(Deno.args, { ...defaultIO(), signal: controller.signal });
+  const io = { ...defaultIO(), signal: controller.signal };
+  // main() reports its own errors; this catches what escapes it (a write to a closed stderr).
+  const code = await main(Deno.args, io).catch((error: unknown) =>
+    isBrokenPipe(error) ? EXIT_BROKEN_PIPE : 1
+  );
   Deno.removeSignalListener("SIGINT", onInterrupt);
   Deno.removeSignalListener("SIGTERM", onInterrupt);
   Deno.exit(code);

@@ -322,9 +322,40 @@ export class ProgressLine {
 }
 
 /**
- * Reports an error on stderr and chooses the exit code: usage errors give 2 and a `--help`
- * hint; shoal's own errors and missing permissions give 1 with just the message; anything
- * else (a bug) gives 1 with its stack trace.
+ * Exit code when output went to a pipe whose reader left (`shoal info x | head -c 10`): 141,
+ * 128 + SIGPIPE, what the shell reports for a Unix tool killed by SIGPIPE.
+ */
+export const EXIT_BROKEN_PIPE = 141;
+
+/** Exit code when the user interrupted (Ctrl+C, SIGTERM): 128 + SIGINT. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * Whether an error means that the reader of our stdout or stderr went away (a closed pipe).
+ *
+ * @example
+ * ```ts
+ * import { isBrokenPipe } from "./common.ts";
+ * console.log(isBrokenPipe(new Deno.errors.BrokenPipe("Broken pipe (os error 32)"))); // true
+ * ```
+ *
+ * @param error What was thrown.
+ * @returns True for `Deno.errors.BrokenPipe` (also as the `cause` of another error).
+ */
+export function isBrokenPipe(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof Deno.errors.BrokenPipe) return true;
+  }
+  return false;
+}
+
+/**
+ * Reports an error on stderr, once, as one line, and chooses the exit code: usage errors give
+ * 2 and a `--help` hint; shoal's own errors and missing permissions give 1 with just the
+ * message; an interruption gives 130; output into a closed pipe gives
+ * {@linkcode EXIT_BROKEN_PIPE} and prints nothing (like Unix tools, which SIGPIPE ends
+ * silently); anything else (a bug) gives 1 with its stack trace. When stderr itself is gone,
+ * the code is returned all the same.
  *
  * @example
  * ```ts
@@ -342,26 +373,36 @@ export class ProgressLine {
  * @returns The exit code.
  */
 export async function reportError(error: unknown, io: CliIO): Promise<number> {
+  if (isBrokenPipe(error)) return EXIT_BROKEN_PIPE;
+  const [text, code] = describeFailure(error);
+  try {
+    await writeText(io.stderr, text);
+  } catch (writeError) {
+    if (!isBrokenPipe(writeError)) throw writeError;
+    // stderr is a closed pipe: nobody is left to read the message; the exit code still tells.
+  }
+  return code;
+}
+
+function describeFailure(error: unknown): [string, number] {
   if (error instanceof UsageError) {
     const help = error.command === undefined ? "shoal --help" : `shoal ${error.command} --help`;
-    await writeText(io.stderr, `error: ${error.message}\nRun '${help}' for usage.\n`);
-    return EXIT_USAGE;
+    return [`error: ${oneLine(error.message)}\nRun '${help}' for usage.\n`, EXIT_USAGE];
   }
-  if (error instanceof ShoalError) {
-    await writeText(io.stderr, `error: ${error.message}\n`);
-    return EXIT_FAILURE;
-  }
+  if (error instanceof ShoalError) return [`error: ${oneLine(error.message)}\n`, EXIT_FAILURE];
   if (error instanceof DOMException && error.name === "AbortError") {
-    await writeText(io.stderr, "Interrupted\n");
-    return 130;
+    return ["Interrupted\n", EXIT_INTERRUPTED];
   }
   if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    await writeText(io.stderr, `error: ${error.message}\n`);
-    return EXIT_FAILURE;
+    return [`error: ${oneLine(error.message)}\n`, EXIT_FAILURE];
   }
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  await writeText(io.stderr, `error: unexpected failure (please report it): ${text}\n`);
-  return EXIT_FAILURE;
+  return [`error: unexpected failure (please report it): ${text}\n`, EXIT_FAILURE];
+}
+
+/** A message on one line: line breaks inside it (from a peer, a file name) become spaces. */
+function oneLine(message: string): string {
+  return message.replace(/\s*[\r\n]+\s*/g, " ");
 }
 
 /**

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LogLevel, MsePolicy } from "../mod.ts";
+import { type LogLevel, type MsePolicy, parsePeerAddress, PeerAddressError } from "../mod.ts";
 import { parseSize, parseTrackerTiers, UsageError } from "./common.ts";
 import { DEFAULT_LOG, type LogTarget, parseLogTarget } from "./log_targets.ts";
 
@@ -162,7 +162,7 @@ export function transferSettings(
   return {
     port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
     bind: values.bind,
-    peers: values.peer ?? [],
+    peers: parsePeers(command, values.peer ?? []),
     trackers: parseTrackerTiers(command, values.tracker ?? []),
     maxPeers: values["max-peers"] === undefined
       ? 50
@@ -189,6 +189,22 @@ export function transferSettings(
     pex: values["no-pex"] !== true,
     lsd: values["no-lsd"] !== true,
   };
+}
+
+/**
+ * Checks each `--peer` value with the library's {@linkcode parsePeerAddress}, so that what
+ * passes here is what the session can dial.
+ */
+function parsePeers(command: string, values: readonly string[]): string[] {
+  for (const value of values) {
+    try {
+      parsePeerAddress(value);
+    } catch (error) {
+      if (!(error instanceof PeerAddressError)) throw error;
+      throw new UsageError(command, `Invalid --peer '${value}': ${error.reason}`);
+    }
+  }
+  return [...values];
 }
 
 /** Well-known DHT routers, the bootstrap nodes used unless `--dht-bootstrap` names others. */

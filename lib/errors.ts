@@ -205,3 +205,73 @@ export class PluginError extends ShoalError {
     this.plugin = plugin;
   }
 }
+
+/**
+ * Thrown when a peer address given by a person (`--peer`, `AddTorrentOptions.peers`) is not
+ * `HOST:PORT` or `[IPv6]:PORT` with a port from 1 to 65535.
+ *
+ * @example
+ * ```ts
+ * import { PeerAddressError } from "./errors.ts";
+ * const e = new PeerAddressError("garbage", "no port");
+ * console.log(e.message); // "Invalid peer address 'garbage': no port"
+ * ```
+ */
+export class PeerAddressError extends ShoalError {
+  /** The address as given. */
+  readonly address: string;
+  /** What is wrong with it, in words (the message without the address). */
+  readonly reason: string;
+
+  /**
+   * Creates the instance.
+   *
+   * @param address The address as given.
+   * @param reason What is wrong with it, such as "no port".
+   */
+  constructor(address: string, reason: string) {
+    super("PEER_ADDRESS", `Invalid peer address '${address}': ${reason}`);
+    this.address = address;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Thrown when the download folder has too little free space: before any data is written (the
+ * free-space check of a torrent's start), or when a write fails with "no space left on device".
+ * `needed` is what the download still has to write, `free` what the file system said it had.
+ * Its `code` is `"STORAGE"`, as for every storage error.
+ *
+ * @example
+ * ```ts
+ * import { DiskFullError, StorageError } from "./errors.ts";
+ * const e = new DiskFullError("Disk full writing /d/a.bin", { path: "/d/a.bin", needed: 10, free: 2 });
+ * console.log(e instanceof StorageError, e.needed - e.free); // true 8
+ * ```
+ */
+export class DiskFullError extends StorageError {
+  /** The file (or folder, for the check before starting) concerned. */
+  readonly path: string;
+  /** Bytes the download still has to write. */
+  readonly needed: number;
+  /** Bytes free on its file system, as reported. */
+  readonly free: number;
+
+  /**
+   * Creates the instance.
+   *
+   * @param message What happened, naming the file and the sizes.
+   * @param details The file, the bytes needed and the bytes free.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(
+    message: string,
+    details: { path: string; needed: number; free: number },
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.path = details.path;
+    this.needed = details.needed;
+    this.free = details.free;
+  }
+}

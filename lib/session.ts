@@ -8,6 +8,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { ShoalError } from "./errors.ts";
+import { parsePeerAddress } from "./peer_address.ts";
 import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
 import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
@@ -19,6 +20,8 @@ import { type FilePriority, selectOnly } from "./file_priority.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { isMagnetLink, resolveMagnet, savedTorrentPath, toMagnetLink } from "./magnet_source.ts";
+import { type MetadataFetchStatus, metadataTimeoutError, NO_METADATA_STATUS } from "./metadata_fetch.ts";
+import { servedAddresses } from "./net/listen_addresses.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { LocalDiscovery } from "./discovery/lsd.ts";
@@ -132,10 +135,24 @@ export interface AddTorrentOptions {
    * others are skipped. Ignored when `filePriorities` is given. @default a magnet link's `so`, else all
    */
   selectFiles?: readonly number[];
-  /** Aborts fetching a magnet link's metadata. */
+  /**
+   * Aborts fetching a magnet link's metadata and the start-up data check; `add` then rejects
+   * with the signal's reason (no resume data is written by an interrupted check).
+   */
   signal?: AbortSignal;
-  /** Gives up fetching a magnet link's metadata after this many ms (0: never). @default {0} */
+  /**
+   * Gives up fetching a magnet link's metadata after this many ms (0: never), the DHT search
+   * for its first peers included; `add` then rejects with a `METADATA_TIMEOUT` ShoalError
+   * saying how many peers were tried. @default {0}
+   */
   metadataTimeoutMs?: number;
+  /** Called about once a second while a magnet link's metadata is fetched from peers. */
+  onMetadataStatus?: (status: MetadataFetchStatus) => void;
+  /**
+   * Called with the torrent before its start-up data check, so its `checking` and `checked`
+   * events can be listened to (`add` resolves only once the check is over).
+   */
+  onTorrent?: (torrent: Torrent) => void;
 }
 
 /**
@@ -159,6 +176,8 @@ export class BaseSession implements AsyncDisposable {
   readonly #options: BaseSessionOptions;
   readonly #torrents = new Map<string, Torrent>();
   #listener: Deno.TcpListener | null = null;
+  /** The address the listener is bound to ("::", "0.0.0.0" or the `hostname` option). */
+  #boundHostname: string | null = null;
   #listening: Promise<number> | null = null;
   #connections = 0;
   readonly #perAddress = new Map<string, number>();
@@ -222,6 +241,27 @@ export class BaseSession implements AsyncDisposable {
     return this.#listener ? (this.#listener.addr as Deno.NetAddr).port : 0;
   }
 
+  /**
+   * The "host:port" addresses other peers can reach the listener at (empty until listening):
+   * the bound address, or for a wildcard listener the machine's interface addresses of the
+   * families it accepts (loopback only when there is nothing else). What a magnet link's
+   * `x.pe` should list. Without `--allow-sys` the interfaces are unknown and a wildcard
+   * listener gives its loopback address.
+   */
+  get listenAddresses(): string[] {
+    if (this.#listener === null || this.#boundHostname === null) return [];
+    let interfaces: Deno.NetworkInterfaceInfo[] = [];
+    try {
+      interfaces = Deno.networkInterfaces();
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
+        throw error;
+      }
+      this.logger.debug("session", `Interface addresses unknown: ${(error as Error).message}`);
+    }
+    return servedAddresses(this.#boundHostname, this.port, interfaces);
+  }
+
   /** Open connections across all torrents. */
   get connections(): number {
     return this.#connections;
@@ -255,17 +295,9 @@ export class BaseSession implements AsyncDisposable {
           this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
         }
       } catch (error) {
-        if (error instanceof Deno.errors.AddrInUse) {
-          throw new ShoalError("LISTEN", `Cannot listen on port ${port}: it is already in use`);
-        }
-        if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-          throw new ShoalError(
-            "PERMISSION",
-            `Cannot listen: run with --allow-net (${(error as Error).message})`,
-          );
-        }
-        throw error;
+        throw listenError(error, wanted, port);
       }
+      this.#boundHostname = hostname;
       this.logger.info("session", "Listening", { port: this.port, hostname });
       // Never ends before the listener is closed: failed accepts (EMFILE) are retried with back-off.
       acceptLoop(this.#listener, {
@@ -353,6 +385,8 @@ export class BaseSession implements AsyncDisposable {
     options: AddTorrentOptions = {},
   ): Promise<Torrent> {
     if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
+    // A typo in a peer address is refused before anything starts (PeerAddressError).
+    for (const peer of options.peers ?? []) parsePeerAddress(peer);
     if (typeof source === "string" || isMagnetLink(source)) return await this.#addMagnet(source, options);
     const metainfo = source instanceof Uint8Array ? parseMetainfo(source) : source;
     if (this.#torrents.has(metainfo.infoHashHex)) {
@@ -409,7 +443,8 @@ export class BaseSession implements AsyncDisposable {
     const req2 = createHash("sha1").update("req2").update(metainfo.infoHash).digest();
     this.#obfuscated.set(hexOf(req2), metainfo.infoHash);
     try {
-      await torrent.start();
+      options.onTorrent?.(torrent);
+      await torrent.start(options.signal ? { signal: options.signal } : {});
     } catch (error) {
       this.#torrents.delete(metainfo.infoHashHex);
       // Wait for the failed torrent to close its files, so nothing is left open once add() rejects.
@@ -441,6 +476,12 @@ export class BaseSession implements AsyncDisposable {
     }
     const abort = new AbortController();
     this.#fetching.set(link.infoHashHex, abort);
+    // One deadline for the DHT search and the fetch; its error says what the fetch achieved.
+    let status = NO_METADATA_STATUS;
+    const timeoutMs = options.metadataTimeoutMs ?? 0;
+    const deadline = timeoutMs > 0
+      ? setTimeout(() => abort.abort(metadataTimeoutError(timeoutMs, status)), timeoutMs)
+      : undefined;
     let resolved;
     try {
       const port = await this.listen();
@@ -459,7 +500,10 @@ export class BaseSession implements AsyncDisposable {
         logger: this.logger,
         signal,
         ...(peers.length > 0 ? { peers } : {}),
-        ...(options.metadataTimeoutMs ? { timeoutMs: options.metadataTimeoutMs } : {}),
+        onStatus: (now) => {
+          status = now;
+          options.onMetadataStatus?.(now);
+        },
         ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
         ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
         listenPort: port,
@@ -472,6 +516,7 @@ export class BaseSession implements AsyncDisposable {
         }),
       });
     } finally {
+      clearTimeout(deadline);
       this.#fetching.delete(link.infoHashHex);
     }
     const selected = options.selectFiles ?? link.selectOnly;
@@ -567,6 +612,42 @@ export function makePeerId(): Uint8Array {
   id.set(new TextEncoder().encode("-SH0100-"));
   id.set(randomBytes(12), 8);
   return id;
+}
+
+/** Deno's error from `Deno.listen` as a {@linkcode ShoalError} a person can act on. */
+function listenError(error: unknown, hostname: string | undefined, port: number): Error {
+  const host = hostname === undefined ? "" : hostname.includes(":") ? `[${hostname}]` : hostname;
+  const where = host === "" ? `port ${port}` : port === 0 ? host : `${host}:${port}`;
+  if (error instanceof Deno.errors.AddrInUse) {
+    return new ShoalError("LISTEN", `Cannot listen on ${where}: the port is already in use`, {
+      cause: error,
+    });
+  }
+  if (error instanceof Deno.errors.AddrNotAvailable) {
+    return new ShoalError(
+      "LISTEN",
+      `Cannot listen on ${where}: this machine has no such address`,
+      { cause: error },
+    );
+  }
+  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    const message = (error as Error).message;
+    // Ports below 1024 need privileges; Deno's own permission checks say "Requires net access".
+    return /Requires|--allow/.test(message)
+      ? new ShoalError("PERMISSION", `Cannot listen: run with --allow-net (${message})`, { cause: error })
+      : new ShoalError("LISTEN", `Cannot listen on ${where}: permission denied (${message})`, {
+        cause: error,
+      });
+  }
+  if (
+    error instanceof TypeError || error instanceof URIError ||
+    (error instanceof Error && /resolve|lookup|not known/i.test(error.message))
+  ) {
+    return new ShoalError("LISTEN", `Cannot listen on ${where}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 /** "::ffff:1.2.3.4" (an IPv4 peer on a dual-stack socket) → "1.2.3.4". */
