@@ -31,6 +31,7 @@ import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
 
 export type {
   PeerInfo,
+  PeerTransport,
   RateLimits,
   TorrentEventMap,
   TorrentOptions,
@@ -105,6 +106,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #ticks = 0;
   #optimistic: string | undefined;
   #failedPieces = 0;
+  /** Bytes of blocks received but not used: duplicates, unrequested or no longer needed. */
+  #duplicateBytes = 0;
+  /** Bytes of pieces that failed their hash check. */
+  #failedBytes = 0;
   #dirty = false;
   #lastResumeSave = 0;
   #resolve!: () => void;
@@ -124,6 +129,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #pex: UtPex | null = null;
   /** Connected peers we dialled (their address accepts connections). */
   readonly #outgoing = new Set<string>();
+  /** What protects each connected peer's payload (`HandshakenPeer.encryption`). */
+  readonly #encryption = new Map<string, string>();
   readonly #priorities: FilePriority[];
   #wanted: Bitfield | null = null;
   readonly #upBucket: TokenBucket;
@@ -378,7 +385,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#startPeer(address, peer);
   }
 
-  #startPeer(address: string, { duplex, remote }: HandshakenPeer, outgoing = false): void {
+  #startPeer(address: string, { duplex, remote, encryption }: HandshakenPeer, outgoing = false): void {
     if (equalBytes(remote.peerId, this.#options.peerId)) {
       this.#log.debug("swarm", "Dropped a connection to ourselves", { peer: address });
       this.#candidates.delete(address);
@@ -418,6 +425,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     });
     this.#peers.set(address, conn);
     if (outgoing) this.#outgoing.add(address);
+    this.#encryption.set(address, encryption);
     this.#options.countConnection?.(1, address);
     const candidate = this.#candidates.get(address);
     if (candidate) candidate.failures = 0;
@@ -534,6 +542,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #onBlock(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void {
     this.#down.add(data.length, this.#now());
     const outcome = this.#picker.blockReceived(peer.id, piece, begin, data);
+    if (!outcome.accepted) this.#duplicateBytes += data.length;
     for (const id of outcome.cancel) this.#peers.get(id)?.cancel(piece, begin);
     if (outcome.completed) this.#track(this.#finishPiece(outcome.completed));
   }
@@ -584,6 +593,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #pieceFailed(done: CompletedPiece): void {
     const { piece, data, contributors } = done;
     this.#failedPieces++;
+    this.#failedBytes += data.length;
     const peers = [...new Set(contributors)];
     this.#log.warn("storage", "Piece failed its hash check", { piece, peers: peers.join(",") });
     this.#emit("piece-failed", { piece, peers });
@@ -649,6 +659,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (this.#peers.get(peer.id) !== peer) return;
     this.#peers.delete(peer.id);
     this.#outgoing.delete(peer.id);
+    this.#encryption.delete(peer.id);
     this.#options.countConnection?.(-1, peer.id);
     if (this.#picker) {
       if (peer.seed) this.#picker.peerLostAll();
@@ -866,6 +877,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       peers: this.#peers.size,
       eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : null,
       failedPieces: this.#failedPieces,
+      duplicateBytes: this.#duplicateBytes,
+      failedBytes: this.#failedBytes,
+      wastedBytes: this.#duplicateBytes + this.#failedBytes,
       bufferedBytes: this.#picker?.bufferedBytes ?? 0,
       activeSeconds: ((this.#completedAt || now) - (this.#startedAt || now)) / 1000,
       wantedPieces: wanted.pieces,
@@ -879,6 +893,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return [...this.#peers.values()].map((p) => ({
       address: p.id,
       client: clientName(p.peerId),
+      direction: this.#outgoing.has(p.id) ? "out" : "in",
+      transport: "tcp",
+      encryption: this.#encryption.get(p.id) ?? "none",
       downloadRate: p.downloadRate,
       uploadRate: p.uploadRate,
       downloaded: p.down.total,

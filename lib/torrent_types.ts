@@ -42,6 +42,15 @@ export interface TorrentStats {
   readonly eta: number | null;
   /** Pieces that failed their hash check this session. */
   readonly failedPieces: number;
+  /**
+   * Bytes of blocks received this session and thrown away: duplicates (a block that arrived
+   * twice, e.g. from two peers in end-game), and blocks no longer needed or never asked for.
+   */
+  readonly duplicateBytes: number;
+  /** Bytes of the pieces that failed their hash check this session (downloaded again). */
+  readonly failedBytes: number;
+  /** `duplicateBytes + failedBytes`: what `downloaded` holds beyond the useful bytes. */
+  readonly wastedBytes: number;
   /** Bytes held in piece buffers (partial pieces and pieces being written). */
   readonly bufferedBytes: number;
   /** Seconds from the end of the start-up check to the last piece verified (or to now, if not done). */
@@ -54,12 +63,25 @@ export interface TorrentStats {
   readonly done: boolean;
 }
 
+/** How a peer connection is carried. */
+export type PeerTransport = "tcp";
+
 /** A snapshot of one connected peer. */
 export interface PeerInfo {
   /** "host:port". */
   readonly address: string;
   /** The peer id's client prefix, printable. */
   readonly client: string;
+  /** `"out"` when we dialled the peer, `"in"` when it connected to us. */
+  readonly direction: "in" | "out";
+  /** The transport carrying the connection (TCP only, for now; uTP may be added). */
+  readonly transport: PeerTransport;
+  /**
+   * What protects the payload: `"rc4"` (MSE encryption), `"plaintext"` (an MSE handshake,
+   * then the payload in clear), `"none"` (a plain BitTorrent handshake), or the name another
+   * encryption plugin reports.
+   */
+  readonly encryption: string;
   /** Bytes per second from the peer. */
   readonly downloadRate: number;
   /** Bytes per second to the peer. */

@@ -160,6 +160,11 @@ export interface Duplex {
    * chunks (an encryption layer that passes chunks on, for instance).
    */
   readonly reusableWrites?: boolean;
+  /**
+   * Set by an encryption layer, for peer listings: the payload cipher it agreed on (`"rc4"`),
+   * or `"plaintext"` when only its handshake was obfuscated. Unset on a bare connection.
+   */
+  readonly encryption?: string;
 }
 
 /**

@@ -24,6 +24,12 @@ export interface HandshakenPeer {
   readonly duplex: Duplex;
   /** The remote handshake. */
   readonly remote: Handshake;
+  /**
+   * What protects the payload: the encryption layer's `Duplex.encryption` (`"rc4"`, or
+   * `"plaintext"` after an obfuscated handshake), `"encrypted"` for a layer that does not say,
+   * or `"none"` for a plain BitTorrent handshake.
+   */
+  readonly encryption: string;
 }
 
 /**
@@ -125,6 +131,7 @@ export async function dialPeer(address: string, options: DialOptions): Promise<H
     }
     return {
       remote,
+      encryption: options.wrap ? (duplex.encryption ?? "encrypted") : "none",
       duplex: {
         readable,
         writable: duplex.writable,
@@ -253,6 +260,7 @@ export async function acceptPeer(raw: Duplex, options: AcceptOptions): Promise<H
     );
     let remote: Handshake;
     let duplex: Duplex;
+    let protection = "none";
     if (equalBytes(first, PROTOCOL_PREFIX)) {
       if (options.encryption && !options.encryption.acceptsPlaintext) {
         throw new ProtocolError(
@@ -294,6 +302,7 @@ export async function acceptPeer(raw: Duplex, options: AcceptOptions): Promise<H
           "Encrypted peer's handshake names another torrent than its encryption handshake",
         );
       }
+      protection = wrapped.duplex.encryption ?? "encrypted";
       duplex = {
         readable: received.readable,
         writable: wrapped.duplex.writable,
@@ -307,7 +316,7 @@ export async function acceptPeer(raw: Duplex, options: AcceptOptions): Promise<H
     const writer = duplex.writable.getWriter();
     await writer.write(encodeHandshake(ours));
     writer.releaseLock();
-    return { remote, duplex };
+    return { remote, duplex, encryption: protection };
   } catch (error) {
     if (deadline.aborted) throw new ProtocolError(`Incoming handshake timed out after ${timeoutMs} ms`);
     throw error;

@@ -163,7 +163,13 @@ function wrap(raw: Duplex, handshake: MseHandshake): MseDuplex {
     handshake.writer.releaseLock();
     writable = raw.writable;
   }
-  return { method: handshake.method, readable, writable, close: () => raw.close() };
+  return {
+    method: handshake.method,
+    encryption: handshake.method,
+    readable,
+    writable,
+    close: () => raw.close(),
+  };
 }
 
 /**
