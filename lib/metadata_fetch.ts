@@ -69,6 +69,66 @@ export interface FetchMetadataOptions {
   listenPort?: number;
   /** Clock. @default {Date.now} */
   now?: () => number;
+  /**
+   * Called with the fetch's state when it starts and about once a second while it runs (for a
+   * progress display).
+   */
+  onStatus?: (status: MetadataFetchStatus) => void;
+}
+
+/** Where a metadata fetch stands (see {@linkcode MetadataFetcher.status}). */
+export interface MetadataFetchStatus {
+  /** Peer addresses heard of and not given up on (the link's, given ones, from trackers, the DHT). */
+  readonly known: number;
+  /** Distinct peers dialled so far. */
+  readonly tried: number;
+  /** Distinct peers that completed a BitTorrent handshake so far. */
+  readonly connected: number;
+  /** Peers connected now. */
+  readonly active: number;
+  /** Peers connected now that offer the metadata (sent its size). */
+  readonly offering: number;
+  /** Metadata pieces received of the assembly in progress. */
+  readonly piecesReceived: number;
+  /** Metadata pieces in all (0 until a peer tells the size). */
+  readonly pieceCount: number;
+}
+
+/** The state of a fetch that has not started: nothing tried. */
+export const NO_METADATA_STATUS: MetadataFetchStatus = Object.freeze({
+  known: 0,
+  tried: 0,
+  connected: 0,
+  active: 0,
+  offering: 0,
+  piecesReceived: 0,
+  pieceCount: 0,
+});
+
+/**
+ * The error of a metadata fetch that ran out of time: code `METADATA_TIMEOUT`, with what the
+ * fetch had achieved in the message ("No metadata after 30 s: tried 4 peers, 1 connected,
+ * none offered it").
+ *
+ * @example
+ * ```ts
+ * import { metadataTimeoutError, NO_METADATA_STATUS } from "./metadata_fetch.ts";
+ * console.log(metadataTimeoutError(30_000, NO_METADATA_STATUS).message);
+ * // "No metadata after 30 s: tried 0 peers, 0 connected, none offered it"
+ * ```
+ *
+ * @param timeoutMs How long the fetch ran.
+ * @param status Its state when it gave up.
+ * @returns The error to reject with.
+ */
+export function metadataTimeoutError(timeoutMs: number, status: MetadataFetchStatus): ShoalError {
+  const seconds = Math.round(timeoutMs / 100) / 10;
+  const offered = status.offering === 0 ? "none offered it" : `${status.offering} offered it`;
+  return new ShoalError(
+    "METADATA_TIMEOUT",
+    `No metadata after ${seconds} s: tried ${status.tried} ${status.tried === 1 ? "peer" : "peers"}, ` +
+      `${status.connected} connected, ${offered}`,
+  );
 }
 
 /** A peer met during the fetch, with what it said about its pieces (already checked). */
@@ -165,6 +225,9 @@ export class MetadataFetcher {
   readonly #candidates = new Map<string, Candidate>();
   readonly #peers = new Map<string, MetadataPeer>();
   readonly #connecting = new Set<string>();
+  /** Every address dialled, and every one that completed a handshake (for the status). */
+  readonly #tried = new Set<string>();
+  readonly #handshaken = new Set<string>();
   readonly #banned = new Set<string>();
   /** Peers that broke the protocol: never asked again, not handed on. */
   readonly #faulty = new Set<string>();
@@ -230,20 +293,35 @@ export class MetadataFetcher {
     signal?.addEventListener("abort", this.#onAbort, { once: true });
     const timeoutMs = this.#options.timeoutMs ?? 0;
     if (timeoutMs > 0) {
-      this.#deadline = setTimeout(() => {
-        this.#fail(
-          new ShoalError(
-            "METADATA_TIMEOUT",
-            `No metadata after ${timeoutMs} ms: ${this.#evidence.size} peers answered, ${this.#banned.size} banned`,
-          ),
-        );
-      }, timeoutMs);
+      this.#deadline = setTimeout(
+        () => this.#fail(metadataTimeoutError(timeoutMs, this.status())),
+        timeoutMs,
+      );
     }
     const tick = Math.max(50, Math.min(1000, (this.#options.requestTimeoutMs ?? 15_000) / 4));
     this.#timer = setInterval(() => this.#tick(), tick);
     this.#startAnnouncing();
     this.#log.info("metadata", "Fetching metadata", { peers: this.#candidates.size });
     this.#connectMore();
+    this.#options.onStatus?.(this.status());
+  }
+
+  /**
+   * Where the fetch stands: peers heard of, tried, connected, offering the metadata.
+   *
+   * @returns A snapshot.
+   */
+  status(): MetadataFetchStatus {
+    const a = this.#assembly;
+    return {
+      known: this.#candidates.size,
+      tried: this.#tried.size,
+      connected: this.#handshaken.size,
+      active: this.#peers.size,
+      offering: this.#usable().length,
+      piecesReceived: a?.receivedCount ?? 0,
+      pieceCount: a?.count ?? 0,
+    };
   }
 
   /**
@@ -312,6 +390,7 @@ export class MetadataFetcher {
     }
     this.#connectMore();
     this.#schedule();
+    if (!this.#done) this.#options.onStatus?.(this.status());
   }
 
   #connectMore(): void {
@@ -327,6 +406,7 @@ export class MetadataFetcher {
 
   #dial(address: string, c: Candidate): void {
     this.#connecting.add(address);
+    this.#tried.add(address);
     this.#dialAttempts(address).then(
       (handshaken) => {
         this.#connecting.delete(address);
@@ -350,6 +430,7 @@ export class MetadataFetcher {
           ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
         });
         this.#peers.set(address, peer);
+        this.#handshaken.add(address);
         this.#log.debug("metadata", "Connected", { peer: address, source: c.source });
         peer.start();
       },

@@ -30,9 +30,11 @@ import { UtPex } from "./peer/ut_pex.ts";
 import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
 
 export type {
+  CheckProgress,
   PeerInfo,
   PeerTransport,
   RateLimits,
+  StartupCheck,
   TorrentEventMap,
   TorrentOptions,
   TorrentState,
@@ -41,6 +43,7 @@ export type {
 import type {
   PeerInfo,
   RateLimits,
+  StartupCheck,
   TorrentEventMap,
   TorrentOptions,
   TorrentState,
@@ -122,6 +125,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   /** Files longer than the torrent's, cut once complete (see oversized.ts). */
   #oversized: OversizedFiles | null = null;
   #startedAt = 0;
+  #startupCheck: StartupCheck | undefined;
   #announcer: Announcer | null = null;
   #neededDownload = false;
   readonly #extensions: PeerExtension[];
@@ -202,14 +206,24 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return join(dir, `${this.infoHash}.resume`);
   }
 
+  /** What the start-up data check found (undefined until it is over). */
+  get startupCheck(): StartupCheck | undefined {
+    return this.#startupCheck;
+  }
+
   /**
    * Opens storage, checks existing data (using resume data when it can be trusted) and starts
-   * connecting to peers. Called by the session.
+   * connecting to peers. Called by the session. Progress of the check goes to `checking`
+   * events; `options.signal` stops it at the next piece (start() then rejects with the
+   * signal's reason, and no resume data is written: the old file stays as it was).
    *
+   * @param options A signal that stops the data check.
    * @returns How many pieces were found complete, trusted from resume data or re-checked.
    */
-  start(): Promise<{ have: number; trusted: number; rechecked: number }> {
-    const starting = this.#start();
+  start(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ have: number; trusted: number; rechecked: number }> {
+    const starting = this.#start(options.signal);
     this.#starting = starting;
     return starting;
   }
@@ -222,8 +236,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return resolve(this.#options.resumeDir ?? this.#options.downloadDir);
   }
 
-  async #start(): Promise<{ have: number; trusted: number; rechecked: number }> {
+  async #start(stop?: AbortSignal): Promise<{ have: number; trusted: number; rechecked: number }> {
     const meta = this.metainfo;
+    const signal = stop ? AbortSignal.any([this.#abort.signal, stop]) : this.#abort.signal;
     try {
       // First of all: another process using this data means we must not touch anything.
       const lock = downloadLockPath(this.#options.downloadDir, this.#options.resumeDir, this.infoHash);
@@ -241,9 +256,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
       });
       const restored = await restoreProgress(this.#storage, meta, resume, {
-        signal: this.#abort.signal,
+        signal,
+        onProgress: (progress) => this.#emit("checking", progress),
       });
-      this.#abort.signal.throwIfAborted();
+      signal.throwIfAborted();
       for (const i of restored.have) this.#have.set(i);
       this.#reader = new VerifiedPieceReader(this.#storage, meta, {
         onLost: (loss) => this.#piecesLost(loss),
@@ -255,7 +271,17 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         have: restored.have.size,
         trusted: restored.trusted,
         rechecked: restored.rechecked,
+        ...(restored.failed.length > 0 ? { failed: restored.failed.length } : {}),
       });
+      this.#startupCheck = {
+        have: restored.have.size,
+        pieceCount: meta.pieceCount,
+        trusted: restored.trusted,
+        rechecked: restored.rechecked,
+        usedResume: restored.usedResume,
+        failed: restored.failed,
+      };
+      this.#emit("checked", this.#startupCheck);
       this.#picker = new PiecePicker({
         pieceCount: meta.pieceCount,
         pieceLength: meta.pieceLength,

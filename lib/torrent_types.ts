@@ -10,6 +10,9 @@ import type { TokenBucket } from "./peer/rate_limiter.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { Encryption, PeerExtension, PieceSelector } from "./types.ts";
 import type { FilePriority } from "./file_priority.ts";
+import type { CheckProgress } from "./storage/resume.ts";
+
+export type { CheckProgress } from "./storage/resume.ts";
 
 /** Where a torrent is in its life. */
 export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
@@ -103,8 +106,36 @@ export interface PeerInfo {
   readonly outstanding: number;
 }
 
+/** What the start-up data check found (`torrent.startupCheck`, the `checked` event). */
+export interface StartupCheck {
+  /** Pieces we have: checked in this run, or trusted from resume data. */
+  readonly have: number;
+  /** Number of pieces of the torrent. */
+  readonly pieceCount: number;
+  /** Pieces whose state was taken from resume data without reading. */
+  readonly trusted: number;
+  /** Pieces read and hash-checked. */
+  readonly rechecked: number;
+  /** True when resume data was found and fitted the torrent. */
+  readonly usedResume: boolean;
+  /**
+   * Pieces the resume data recorded as had that failed their check (the data changed since),
+   * ascending; they are downloaded again.
+   */
+  readonly failed: readonly number[];
+}
+
 /** Events a `Torrent` dispatches, with their `detail`. */
 export interface TorrentEventMap {
+  /**
+   * The start-up data check read and hash-checked more pieces: sent once before the first
+   * piece (0 checked) and after each, only when pieces have to be read (resume data that
+   * vouches for everything sends none). Listen before the check starts (the session's
+   * `add(..., { onTorrent })`).
+   */
+  checking: CheckProgress;
+  /** The start-up data check is over (sent before `start()` resolves). */
+  checked: StartupCheck;
   /** Sent about once a second and when a piece is verified. */
   progress: TorrentStats;
   /** A peer completed its handshake. */

@@ -330,6 +330,29 @@ export async function captureResume(
   };
 }
 
+/** How far the start-up check has got: pieces and bytes read and hash-checked so far. */
+export interface CheckProgress {
+  /** Pieces checked so far. */
+  readonly checkedPieces: number;
+  /** Pieces this check reads (those the resume data cannot vouch for). */
+  readonly piecesToCheck: number;
+  /** Bytes of the pieces checked so far. */
+  readonly checkedBytes: number;
+  /** Bytes of every piece this check reads. */
+  readonly bytesToCheck: number;
+}
+
+/** Options of {@linkcode restoreProgress}. */
+export interface RestoreOptions {
+  /** Stops the check at the next piece; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /**
+   * Called once before the first piece is read (0 checked) and after each piece, when any
+   * piece has to be read.
+   */
+  onProgress?: (progress: CheckProgress) => void;
+}
+
 /** The outcome of {@linkcode restoreProgress}. */
 export interface RestoreResult {
   /** Pieces we have: hash-checked in this run, or recorded in trusted resume data. */
@@ -342,6 +365,11 @@ export interface RestoreResult {
   skipped: number;
   /** False when no resume data was given or it did not fit the torrent (everything was checked). */
   usedResume: boolean;
+  /**
+   * Pieces the resume data recorded as had that failed their check in this run (their files
+   * changed since), ascending: they are downloaded again.
+   */
+  failed: number[];
 }
 
 /**
@@ -360,7 +388,9 @@ export interface RestoreResult {
  * declare const meta: Metainfo;
  * const storage = await FileStorage.open("./downloads", meta);
  * const resume = await readResume("x.resume", meta);
- * const { have, rechecked, trusted } = await restoreProgress(storage, meta, resume);
+ * const { have, rechecked, trusted } = await restoreProgress(storage, meta, resume, {
+ *   onProgress: (p) => console.log(`checked ${p.checkedBytes} of ${p.bytesToCheck} bytes`),
+ * });
  * console.log(`${have.size} pieces (${trusted} trusted, ${rechecked} checked)`);
  * ```
  *
@@ -368,14 +398,14 @@ export interface RestoreResult {
  * @param meta The torrent.
  * @param resume Resume data from {@linkcode readResume}, or `null`.
  * @param options Cancellation, and progress over the pieces being verified.
- * @returns The pieces we have and how they were established.
+ * @returns The pieces we have, how they were established, and which recorded ones failed.
  * @throws {StorageError} when files cannot be examined or read (other than missing data).
  */
 export async function restoreProgress(
   storage: StorageWithStat,
   meta: Metainfo,
   resume: ResumeData | null,
-  options: VerifyOptions = {},
+  options: RestoreOptions = {},
 ): Promise<RestoreResult> {
   const usable = resume !== null && resume.version === 1 && resume.infoHash === meta.infoHashHex &&
     resume.pieceCount === meta.pieceCount && resume.have.length === Math.ceil(meta.pieceCount / 8) &&
@@ -413,8 +443,32 @@ export async function restoreProgress(
       if ((saved!.have[piece >> 3]! & (0x80 >> (piece & 7))) !== 0) have.add(piece);
     }
   }
-  for (const piece of await verifyPieces(storage, meta, toCheck, options)) have.add(piece);
-  return { have, rechecked: toCheck.length, trusted, skipped, usedResume: saved !== null };
+  const verified = await verifyPieces(storage, meta, toCheck, checkOptions(meta, toCheck, options));
+  for (const piece of verified) have.add(piece);
+  const failed = saved === null
+    ? []
+    : toCheck.filter((piece) =>
+      !verified.has(piece) && (saved.have[piece >> 3]! & (0x80 >> (piece & 7))) !== 0
+    );
+  return { have, rechecked: toCheck.length, trusted, skipped, usedResume: saved !== null, failed };
+}
+
+/** Turns the piece counts {@linkcode verifyPieces} reports into pieces and bytes of `toCheck`. */
+function checkOptions(meta: Metainfo, toCheck: readonly number[], options: RestoreOptions): VerifyOptions {
+  const out: VerifyOptions = {};
+  if (options.signal) out.signal = options.signal;
+  const report = options.onProgress;
+  if (report === undefined || toCheck.length === 0) return out;
+  let bytesToCheck = 0;
+  for (const piece of toCheck) bytesToCheck += pieceLengthOf(meta, piece);
+  let counted = 0;
+  let checkedBytes = 0;
+  report({ checkedPieces: 0, piecesToCheck: toCheck.length, checkedBytes: 0, bytesToCheck });
+  out.onProgress = (checked) => {
+    for (; counted < checked; counted++) checkedBytes += pieceLengthOf(meta, toCheck[counted]!);
+    report({ checkedPieces: checked, piecesToCheck: toCheck.length, checkedBytes, bytesToCheck });
+  };
+  return out;
 }
 
 function sameStat(before: { size: number; mtimeMs: number }, now: FileStat | null): boolean {
