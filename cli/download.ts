@@ -6,15 +6,7 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import {
-  MagnetError,
-  type Metainfo,
-  parseFileSelection,
-  parseMagnet,
-  parseMetainfo,
-  readTorrentFile,
-  ShoalError,
-} from "../mod.ts";
+import { parseFileSelection, parseMagnet } from "../mod.ts";
 import {
   type CliIO,
   type Command,
@@ -25,6 +17,7 @@ import {
   writeText,
 } from "./common.ts";
 import { loadSelector } from "./selector_loader.ts";
+import { readTorrentArgument } from "./torrent_argument.ts";
 import { runTransfer, type SeedGoal } from "./transfer.ts";
 import {
   parseDuration,
@@ -104,7 +97,7 @@ export const downloadCommand: Command = {
         throw new UsageError("download", `Invalid --files: ${(error as Error).message}`);
       }
     }
-    const metainfo = /^magnet:/i.test(source) ? parseMagnet(source) : await readTorrent(source, cwd);
+    const metainfo = /^magnet:/i.test(source) ? parseMagnet(source) : await readTorrentArgument(source, cwd);
     if (selectFiles !== undefined && "files" in metainfo) {
       const count = metainfo.files.length;
       const outside = selectFiles.filter((i) => i >= count);
@@ -150,7 +143,7 @@ export const seedCommand: Command = {
     const cwd = io.cwd ?? Deno.cwd();
     const settings = transferSettings("seed", values);
     const goal = seedGoal("seed", values, true);
-    const metainfo = await readTorrent(source, cwd);
+    const metainfo = await readTorrentArgument(source, cwd);
     return await runTransfer({ command: "seed", metainfo, dir: resolve(cwd, dataDir), settings, goal }, io);
   },
 };
@@ -171,29 +164,4 @@ function seedGoal(
     goal.seed = true; // a seeding goal implies seeding
   }
   return goal;
-}
-
-/**
- * Reads and parses a .torrent file named on the command line.
- *
- * @param source Path (a magnet link is refused: `download` handles those itself).
- * @param cwd Folder relative paths are resolved against.
- * @returns The parsed torrent.
- */
-export async function readTorrent(source: string, cwd: string): Promise<Metainfo> {
-  if (/^magnet:/i.test(source)) {
-    throw new MagnetError(
-      "Cannot seed a magnet link: give the .torrent file (download a magnet link with 'download --seed')",
-    );
-  }
-  let bytes: Uint8Array;
-  try {
-    bytes = await readTorrentFile(resolve(cwd, source));
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ShoalError("NOT_FOUND", `No such torrent file: ${source}`);
-    }
-    throw error;
-  }
-  return parseMetainfo(bytes);
 }

@@ -5,17 +5,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { resolve } from "node:path";
-import {
-  type MagnetLink,
-  type Metainfo,
-  MetainfoError,
-  parseMagnet,
-  parseMetainfo,
-  readTorrentFile,
-  ShoalError,
-  StorageError,
-} from "../mod.ts";
+import { type MagnetLink, type Metainfo, parseMagnet } from "../mod.ts";
 import {
   type CliIO,
   type Command,
@@ -27,6 +17,7 @@ import {
   withUsageErrors,
   writeText,
 } from "./common.ts";
+import { readTorrentArgument } from "./torrent_argument.ts";
 
 const USAGE = `Usage: shoal info <torrent-file|magnet-uri> [options]
 
@@ -79,21 +70,7 @@ export const infoCommand: Command = {
       );
       return EXIT_OK;
     }
-    const path = resolve(io.cwd ?? Deno.cwd(), source);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readTorrentFile(path);
-    } catch (e) {
-      if (e instanceof MetainfoError) throw e; // too large: the message names the file and the limit
-      throw new StorageError(`Cannot read ${source}: ${describeReadError(e)}`, { cause: e });
-    }
-    let meta: Metainfo;
-    try {
-      meta = parseMetainfo(bytes);
-    } catch (e) {
-      if (!(e instanceof ShoalError)) throw e;
-      throw new MetainfoError(`Cannot read ${source}: not a valid torrent: ${e.message}`, { cause: e });
-    }
+    const meta = await readTorrentArgument(source, io.cwd ?? Deno.cwd());
     await writeText(
       io.stdout,
       values.json === true ? JSON.stringify(torrentJson(meta)) + "\n" : torrentText(meta, maxFiles),
@@ -101,14 +78,6 @@ export const infoCommand: Command = {
     return EXIT_OK;
   },
 };
-
-function describeReadError(e: unknown): string {
-  if (e instanceof Deno.errors.NotFound) return "no such file";
-  if (e instanceof Deno.errors.IsADirectory) return "is a folder, not a .torrent file";
-  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (e instanceof Deno.errors.NotCapable) return "missing --allow-read permission";
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** The `--json` form of a torrent. */
 function torrentJson(meta: Metainfo): Record<string, unknown> {

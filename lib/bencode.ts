@@ -114,7 +114,12 @@ interface Frame {
  */
 export function decode(input: Uint8Array, options: DecodeOptions = {}): BValue {
   const { value, end } = decodePrefix(input, options);
-  if (end !== input.length) throw new BencodeError("Unexpected data after the end of the value", end);
+  if (end !== input.length) {
+    throw new BencodeError(
+      `Unexpected data after the end of the value: it ends at byte ${end} of ${input.length}`,
+      end,
+    );
+  }
   return value;
 }
 
@@ -140,7 +145,7 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
   const maxBytes = options.maxBytes ?? 64 * 1024 * 1024;
   const strictKeyOrder = options.strictKeyOrder ?? false;
   if (input.length > maxBytes) {
-    throw new BencodeError(`Input of ${input.length} bytes exceeds the limit of ${maxBytes}`, 0);
+    throw new BencodeError(`Input of ${input.length} bytes exceeds the limit of ${maxBytes} bytes`, 0);
   }
   const n = input.length;
   let pos = 0;
@@ -148,6 +153,8 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
   const stack: Frame[] = [];
   let result: BValue | undefined;
   let done = false;
+
+  const cutShort = () => `Cut short: the data ends after ${bytes(n)}`;
 
   const readLength = (): number => {
     // <length>:  with no leading zeros (except "0") and no sign.
@@ -157,22 +164,35 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
     while (pos < n) {
       const c = input[pos]!;
       if (c === COLON) break;
-      if (c < ZERO || c > NINE) throw new BencodeError("Invalid character in string length", pos);
+      if (c < ZERO || c > NINE) {
+        throw new BencodeError(
+          `Unexpected ${describeByte(c)} at byte ${pos} in the length of a string (digits, then ':')`,
+          pos,
+        );
+      }
       if (digits === 1 && input[start] === ZERO) {
-        throw new BencodeError("Leading zero in string length", start);
+        throw new BencodeError(`Leading zero in string length at byte ${start}`, start);
       }
       len = len * 10 + (c - ZERO);
       digits++;
       if (len > n) {
-        throw new BencodeError(`String length exceeds the ${n - start} bytes of input left`, start);
+        throw new BencodeError(
+          `Cut short: the string at byte ${start} is longer than the ${bytes(n - start)} left`,
+          start,
+        );
       }
       pos++;
     }
-    if (pos >= n) throw new BencodeError("Unexpected end of input in string length", pos);
-    if (digits === 0) throw new BencodeError("Empty string length", start);
+    if (pos >= n) throw new BencodeError(`${cutShort()}, inside the length of a string`, pos);
+    if (digits === 0) throw new BencodeError(`String length missing at byte ${start}`, start);
     pos++; // colon
     if (len > n - pos) {
-      throw new BencodeError(`String length ${len} exceeds the ${n - pos} bytes of input left`, start);
+      throw new BencodeError(
+        `Cut short: the string at byte ${start} is ${bytes(len)} long, but only ${bytes(n - pos)} ${
+          n - pos === 1 ? "is" : "are"
+        } left`,
+        start,
+      );
     }
     return len;
   };
@@ -187,12 +207,20 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
     }
     const digitsStart = pos;
     while (pos < n && input[pos]! >= ZERO && input[pos]! <= NINE) pos++;
-    if (pos >= n) throw new BencodeError("Unexpected end of input in integer", pos);
-    if (input[pos] !== E) throw new BencodeError("Invalid character in integer", pos);
+    if (pos >= n) throw new BencodeError(`${cutShort()}, inside an integer`, pos);
+    if (input[pos] !== E) {
+      throw new BencodeError(
+        `Unexpected ${describeByte(input[pos]!)} at byte ${pos} in an integer (i, digits, then e)`,
+        pos,
+      );
+    }
     const digits = pos - digitsStart;
-    if (digits === 0) throw new BencodeError("Integer has no digits", start);
+    if (digits === 0) throw new BencodeError(`Integer has no digits at byte ${start}`, start);
     if (input[digitsStart] === ZERO && (digits > 1 || neg)) {
-      throw new BencodeError(neg ? "Negative zero is not allowed" : "Leading zero in integer", start);
+      throw new BencodeError(
+        `${neg ? "Negative zero is not allowed" : "Leading zero in integer"} at byte ${start}`,
+        start,
+      );
     }
     pos++; // 'e'
     if (digits <= 15) {
@@ -200,7 +228,7 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
       for (let i = digitsStart; i < digitsStart + digits; i++) v = v * 10 + (input[i]! - ZERO);
       return neg ? -v : v;
     }
-    if (digits > 4096) throw new BencodeError("Integer has too many digits", start);
+    if (digits > 4096) throw new BencodeError(`Integer has too many digits at byte ${start}`, start);
     let text = "";
     for (let i = digitsStart; i < digitsStart + digits; i++) text += String.fromCharCode(input[i]!);
     const big = BigInt(text);
@@ -229,10 +257,21 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
   };
 
   while (!done) {
-    if (pos >= n) throw new BencodeError("Unexpected end of input", pos);
+    if (pos >= n) {
+      const top = stack[stack.length - 1];
+      throw new BencodeError(
+        n === 0
+          ? "Empty input: there is no bencoded value"
+          : `${cutShort()}, inside ${top?.kind === "l" ? "a list" : "a dictionary"} that starts at byte ${
+            top?.start ?? 0
+          }`,
+        pos,
+      );
+    }
     if (++tokens > maxTokens) {
       throw new BencodeError(
-        `Input has more than ${maxTokens} values (bencode tokens); refused before decoding the rest`,
+        `Input has more than ${maxTokens} values (bencode tokens) by byte ${pos}; refused before ` +
+          "decoding the rest",
         pos,
       );
     }
@@ -246,16 +285,26 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
         emit(top.dict!, top.start);
         continue;
       }
-      if (c < ZERO || c > NINE) throw new BencodeError("Dictionary key must be a byte string", pos);
+      if (c < ZERO || c > NINE) {
+        throw new BencodeError(
+          `Dictionary key must be a byte string, like 4:name, but byte ${pos} is ${describeByte(c)}`,
+          pos,
+        );
+      }
       const keyStart = pos;
       const len = readLength();
       let key = "";
       for (let i = pos; i < pos + len; i++) key += String.fromCharCode(input[i]!);
       pos += len;
       const dict = top.dict!;
-      if (dict.has(key)) throw new BencodeError(`Duplicate dictionary key '${printable(key)}'`, keyStart);
+      if (dict.has(key)) {
+        throw new BencodeError(`Duplicate dictionary key '${printable(key)}' at byte ${keyStart}`, keyStart);
+      }
       if (strictKeyOrder && top.lastKey !== undefined && key < top.lastKey) {
-        throw new BencodeError(`Dictionary key '${printable(key)}' is out of order`, keyStart);
+        throw new BencodeError(
+          `Dictionary key '${printable(key)}' is out of order at byte ${keyStart}`,
+          keyStart,
+        );
       }
       top.key = key;
       top.lastKey = key;
@@ -268,13 +317,20 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
         emit(top.list!, top.start);
         continue;
       }
-      throw new BencodeError("Unexpected end marker 'e'", pos);
+      throw new BencodeError(
+        top?.kind === "d"
+          ? `Unexpected end marker 'e' at byte ${pos}: the dictionary key before it has no value`
+          : `Unexpected end marker 'e' at byte ${pos}: no list or dictionary is open`,
+        pos,
+      );
     }
     const start = pos;
     if (c === I) {
       emit(readInt(), start);
     } else if (c === L || c === D) {
-      if (stack.length >= maxDepth) throw new BencodeError(`Nesting deeper than ${maxDepth} levels`, pos);
+      if (stack.length >= maxDepth) {
+        throw new BencodeError(`Nesting deeper than ${maxDepth} levels at byte ${pos}`, pos);
+      }
       pos++;
       stack.push(
         c === L
@@ -288,12 +344,22 @@ export function decodePrefix(input: Uint8Array, options: DecodeOptions = {}): { 
       emit(bytes, start);
     } else {
       throw new BencodeError(
-        `Invalid byte 0x${c.toString(16).padStart(2, "0")} at the start of a value`,
+        `Unexpected ${describeByte(c)} at byte ${pos} where a value should start ` +
+          "(a bencoded value starts with d, l, i or a digit)",
         pos,
       );
     }
   }
   return { value: result!, end: pos };
+}
+
+function bytes(count: number): string {
+  return count === 1 ? "1 byte" : `${count} bytes`;
+}
+
+/** A byte for a message: `'{'` for printable ASCII, `byte 0x00` otherwise. */
+function describeByte(c: number): string {
+  return c > 0x20 && c < 0x7f ? `'${String.fromCharCode(c)}'` : `byte 0x${c.toString(16).padStart(2, "0")}`;
 }
 
 function printable(key: string): string {

@@ -39,12 +39,12 @@ export class ShoalError extends Error {
 
 /**
  * Thrown when bencoded input is malformed or exceeds a limit. `offset` is the
- * byte offset in the input where the problem was found.
+ * byte offset in the input where the problem was found; the message says it in words.
  *
  * @example
  * ```ts
  * import { BencodeError } from "./errors.ts";
- * const e = new BencodeError("Unexpected end of input", 3);
+ * const e = new BencodeError("Cut short: the data ends after 3 bytes, inside an integer", 3);
  * console.log(e.offset); // 3
  * ```
  */
@@ -55,11 +55,11 @@ export class BencodeError extends ShoalError {
   /**
    * Creates the instance.
    *
-   * @param message What is wrong.
+   * @param message What is wrong, in plain words, naming the byte offset where it helps.
    * @param offset Byte offset at which it was found.
    */
   constructor(message: string, offset: number) {
-    super("BENCODE", `${message} (at byte ${offset})`);
+    super("BENCODE", message);
     this.offset = offset;
   }
 }

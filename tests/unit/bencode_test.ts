@@ -145,11 +145,20 @@ Deno.test("decode() rejects 100 000 levels of nesting with a depth error", () =>
 });
 
 Deno.test("decode() rejects a length prefix larger than the input without allocating it", () => {
-  const e = assertBencodeError(() => decode(latin1("4294967295:x")), "String length exceeds");
+  const e = assertBencodeError(
+    () => decode(latin1("4294967295:x")),
+    "Cut short: the string at byte 0 is longer than the 12 bytes left",
+  );
   assert.equal(e.offset, 0);
-  assertBencodeError(() => decode(latin1("99999999999999999999999999:x")), "String length exceeds");
-  assertBencodeError(() => decode(latin1("5:abcd")), "String length 5 exceeds the 4 bytes of input left");
-  assertBencodeError(() => decode(latin1("l1:a5:ae")), "String length 5 exceeds the 2 bytes of input left");
+  assertBencodeError(() => decode(latin1("99999999999999999999999999:x")), "Cut short: the string at byte 0");
+  assertBencodeError(
+    () => decode(latin1("5:abcd")),
+    "Cut short: the string at byte 0 is 5 bytes long, but only 4 bytes are left",
+  );
+  assertBencodeError(
+    () => decode(latin1("l1:a5:ae")),
+    "Cut short: the string at byte 4 is 5 bytes long, but only 2 bytes are left",
+  );
 });
 
 Deno.test("decode() rejects leading zeros, negative zero and integers without digits", () => {
@@ -159,11 +168,11 @@ Deno.test("decode() rejects leading zeros, negative zero and integers without di
   assertBencodeError(() => decode(latin1("i-0e")), "Negative zero is not allowed");
   assertBencodeError(() => decode(latin1("i-e")), "Integer has no digits");
   assertBencodeError(() => decode(latin1("ie")), "Integer has no digits");
-  assertBencodeError(() => decode(latin1("i1.5e")), "Invalid character in integer");
-  assertBencodeError(() => decode(latin1("i+1e")), "Invalid character in integer");
-  assertBencodeError(() => decode(latin1("i1")), "Unexpected end of input in integer");
+  assertBencodeError(() => decode(latin1("i1.5e")), "Unexpected '.' at byte 2 in an integer");
+  assertBencodeError(() => decode(latin1("i+1e")), "Unexpected '+' at byte 1 in an integer");
+  assertBencodeError(() => decode(latin1("i1")), "Cut short: the data ends after 2 bytes, inside an integer");
   assertBencodeError(() => decode(latin1("03:abc")), "Leading zero in string length");
-  assertBencodeError(() => decode(latin1("-1:a")), "Invalid byte 0x2d");
+  assertBencodeError(() => decode(latin1("-1:a")), "Unexpected '-' at byte 0 where a value should start");
   assertBencodeError(() => decode(latin1("i" + "9".repeat(5000) + "e")), "Integer has too many digits");
   assert.equal(decode(latin1("0:")).constructor, Uint8Array);
 });
@@ -238,18 +247,49 @@ Deno.test("decode() checks key order in linear time", () => {
 });
 
 Deno.test("decode() rejects trailing data, truncation and stray bytes", () => {
-  assertBencodeError(() => decode(latin1("i1ei2e")), "Unexpected data after the end of the value");
-  assertBencodeError(() => decode(latin1("")), "Unexpected end of input");
-  assertBencodeError(() => decode(latin1("l")), "Unexpected end of input");
-  assertBencodeError(() => decode(latin1("d1:a")), "Unexpected end of input");
-  assertBencodeError(() => decode(latin1("0")), "Unexpected end of input in string length");
-  assertBencodeError(() => decode(latin1("4")), "String length exceeds the 1 bytes of input left");
-  assertBencodeError(() => decode(latin1("e")), "Unexpected end marker 'e'");
-  assertBencodeError(() => decode(latin1("d1:ae")), "Unexpected end marker 'e'");
-  assertBencodeError(() => decode(latin1("di1ei2ee")), "Dictionary key must be a byte string");
+  assertBencodeError(
+    () => decode(latin1("i1ei2e")),
+    "Unexpected data after the end of the value: it ends at byte 3 of 6",
+  );
+  assertBencodeError(() => decode(latin1("")), "Empty input: there is no bencoded value");
+  assertBencodeError(
+    () => decode(latin1("l")),
+    "Cut short: the data ends after 1 byte, inside a list that starts at byte 0",
+  );
+  assertBencodeError(
+    () => decode(latin1("d4:infod1:a")),
+    "Cut short: the data ends after 11 bytes, inside a dictionary that starts at byte 7",
+  );
+  assertBencodeError(
+    () => decode(latin1("0")),
+    "Cut short: the data ends after 1 byte, inside the length of a string",
+  );
+  assertBencodeError(
+    () => decode(latin1("4")),
+    "Cut short: the string at byte 0 is longer than the 1 byte left",
+  );
+  assertBencodeError(
+    () => decode(latin1("e")),
+    "Unexpected end marker 'e' at byte 0: no list or dictionary is open",
+  );
+  assertBencodeError(
+    () => decode(latin1("d1:ae")),
+    "Unexpected end marker 'e' at byte 4: the dictionary key before it has no value",
+  );
+  assertBencodeError(
+    () => decode(latin1("di1ei2ee")),
+    "Dictionary key must be a byte string, like 4:name, but byte 1 is 'i'",
+  );
   assertBencodeError(() => decode(latin1("dlei1ee")), "Dictionary key must be a byte string");
-  assertBencodeError(() => decode(latin1("x")), "Invalid byte 0x78 at the start of a value");
-  assertBencodeError(() => decode(latin1("4a:spam")), "Invalid character in string length");
+  assertBencodeError(
+    () => decode(latin1("x")),
+    "Unexpected 'x' at byte 0 where a value should start (a bencoded value starts with d, l, i or a digit)",
+  );
+  assertBencodeError(
+    () => decode(latin1("\x00")),
+    "Unexpected byte 0x00 at byte 0 where a value should start",
+  );
+  assertBencodeError(() => decode(latin1("4a:spam")), "Unexpected 'a' at byte 1 in the length of a string");
 });
 
 Deno.test("decode() applies the size and token limits", () => {

@@ -97,7 +97,7 @@ Deno.test("cli seed refuses a magnet link clearly, and download a missing torren
   assert.match(err(), /Cannot seed a magnet link/);
   const second = capture();
   assert.equal(await main(["download", "/nonexistent/x.torrent"], second.io), 1);
-  assert.match(second.err(), /No such torrent file/);
+  assert.match(second.err(), /^error: Cannot read \/nonexistent\/x\.torrent: no such file\n$/);
 });
 
 Deno.test("cli seed checks the data, serves it, and stops after --seed-time", async () => {

@@ -220,8 +220,8 @@ Deno.test("cli reports missing files, folders and malformed torrents without a s
     const cases: [string[], RegExp][] = [
       [["info", "missing.torrent"], /^error: Cannot read missing\.torrent: no such file\n$/],
       [["info", "payload"], /^error: Cannot read payload: is a folder/],
-      [["info", "bad.torrent"], /^error: Cannot read bad\.torrent: not a valid torrent: /],
-      [["info", "junk.torrent"], /^error: Cannot read junk\.torrent: not a valid torrent: /],
+      [["info", "bad.torrent"], /^error: Not a valid torrent: bad\.torrent: 'info' is not a dictionary\n$/],
+      [["info", "junk.torrent"], /^error: Not a valid torrent: junk\.torrent: unexpected 'n' at byte 0 /],
       [["info", "magnet:?xt=urn:btih:nothex"], /^error: .*magnet/i],
       [["create", "nowhere"], /^error: Cannot read \S*nowhere: no such file or folder\n$/],
     ];
