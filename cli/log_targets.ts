@@ -132,11 +132,12 @@ export async function openLogSinks(
     for (const target of targets) {
       if (target.kind === "pretty") {
         const clear = options.clearLine === true ? "\r\x1b[K" : "";
-        sinks.push(prettySink({
+        const pretty = prettySink({
           write: (text) => queue(io.stderr, clear + text),
           color: io.isTerminal && !Deno.noColor,
           timestamp: target.timestamps ? "time" : "none",
-        }));
+        });
+        sinks.push(withoutReportedFailure(pretty));
       } else if (target.kind === "jsonl") {
         const name = `jsonl:${target.path}`;
         let sink;
@@ -160,6 +161,18 @@ export async function openLogSinks(
     throw error;
   }
   return { sinks, close };
+}
+
+/**
+ * Leaves out of a stderr sink the record of a torrent's fatal error that also rejects its
+ * `completed` (`completed: "rejected"`): the command reports that error itself, as its one
+ * `error:` line. Files and modules get every record.
+ */
+function withoutReportedFailure(sink: LogSink): LogSink {
+  return (record) => {
+    if (record.level === "error" && record.fields.completed === "rejected") return;
+    sink(record);
+  };
 }
 
 /** What {@linkcode loadLogSink} found in a module. */

@@ -86,6 +86,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       ...(settings.dht ? { dht: settings.dht } : {}),
       ...(settings.pex ? {} : { pex: false }),
       ...(settings.lsd ? {} : { lsd: false }),
+      ...(settings.spaceCheck ? {} : { checkFreeSpace: false }),
     });
   } catch (error) {
     await logs.close();

@@ -27,6 +27,7 @@ export const TRANSFER_OPTIONS = {
   "log-level": { type: "string" },
   "no-pex": { type: "boolean" },
   "no-lsd": { type: "boolean" },
+  "no-space-check": { type: "boolean" },
   encryption: { type: "string" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -82,6 +83,9 @@ const HELP_LINES = `      --port N            Listening port (default: a random 
                           (default: warn)
       --no-pex            Do not exchange peers with peers (BEP 11 PEX)
       --no-lsd            Do not look for peers on the local network (BEP 14 multicast)
+      --no-space-check    Start even when the free space reported for the folder is less
+                          than the download still needs (for file systems that report it
+                          wrongly); a full disk still stops the download, with resume data
       --encryption MODE   Message Stream Encryption: prefer (default: encrypted when the peer
                           can), require (encrypted only), allow (plaintext first), disable
   -q, --quiet             No progress display
@@ -120,6 +124,8 @@ export interface TransferSettings {
   pex: boolean;
   /** Local service discovery (off with `--no-lsd`). */
   lsd: boolean;
+  /** Refuse to start when the free space is short (off with `--no-space-check`). */
+  spaceCheck: boolean;
   /** MSE policy (`--encryption`). */
   encryption: MsePolicy;
 }
@@ -153,6 +159,7 @@ export function transferSettings(
     quiet?: boolean | undefined;
     "no-pex"?: boolean | undefined;
     "no-lsd"?: boolean | undefined;
+    "no-space-check"?: boolean | undefined;
   },
 ): TransferSettings {
   const level = (values["log-level"] ?? "warn") as LogLevel;
@@ -188,6 +195,7 @@ export function transferSettings(
     encryption: parseEncryption(command, values.encryption),
     pex: values["no-pex"] !== true,
     lsd: values["no-lsd"] !== true,
+    spaceCheck: values["no-space-check"] !== true,
   };
 }
 

@@ -48,6 +48,14 @@ export interface BaseSessionOptions {
   hostname?: string;
   /** Do not listen for incoming connections at all. @default {false} */
   noListen?: boolean;
+  /**
+   * Refuse to start a torrent whose wanted files need more bytes than the download folder's
+   * file system has free (a `DiskFullError`, before anything is written). Turn it off where
+   * free space is reported wrongly (some network and FUSE file systems).
+   *
+   * @default {true}
+   */
+  checkFreeSpace?: boolean;
   /** Our peer id (20 bytes). @default a random "-SH0100-" id */
   peerId?: Uint8Array;
   /** Most connections per torrent. @default {50} */
@@ -407,6 +415,7 @@ export class BaseSession implements AsyncDisposable {
       peerId: this.peerId,
       logger: this.logger,
       maxPeers: this.#options.maxPeersPerTorrent ?? 50,
+      ...(this.#options.checkFreeSpace === false ? { checkFreeSpace: false } : {}),
       uploadSlots: this.#options.uploadSlots ?? 8,
       ...(options.resumeDir ? { resumeDir: options.resumeDir } : {}),
       ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),

@@ -18,6 +18,7 @@ import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
 import { FileStorage } from "./storage/file_storage.ts";
+import { checkFreeSpace } from "./storage/free_space.ts";
 import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -248,6 +249,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       });
       this.#abort.signal.throwIfAborted();
       const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
+      // Before anything is created or written: a download that cannot fit is refused now.
+      if (this.#options.checkFreeSpace !== false) {
+        await checkFreeSpace(this.#options.downloadDir, meta, { skipFiles: skipped });
+      }
       this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
       // Stopped while the files were opening: the shutdown closes them once this settles.
       this.#abort.signal.throwIfAborted();
@@ -785,7 +790,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#state = "error";
     // A start() failure is thrown to the caller, who reports it (the CLI shows one line).
     if (options.thrown) this.#log.debug("torrent", `Torrent stopped: ${error.message}`);
-    else this.#log.error("torrent", `Torrent stopped: ${error.message}`);
+    // `completed: "rejected"`: the same error rejects `completed`, so a caller that reports that
+    // rejection (the CLI's one error line) can leave this record out of a display it shares.
+    else if (!this.#settled) {
+      this.#log.error("torrent", `Torrent stopped: ${error.message}`, { completed: "rejected" });
+    } else this.#log.error("torrent", `Torrent stopped: ${error.message}`);
     this.#emit("error", { error });
     this.#settle(error);
     this.#shutdown().catch((e) =>

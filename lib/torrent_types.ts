@@ -163,6 +163,14 @@ export interface TorrentEventMap {
 export interface TorrentOptions {
   /** Folder the torrent's files go in. */
   downloadDir: string;
+  /**
+   * Before starting, refuse a download whose wanted files need more bytes than the folder's
+   * file system has free (a `DiskFullError`). Turn it off where free space is
+   * reported wrongly (some network and FUSE file systems).
+   *
+   * @default {true}
+   */
+  checkFreeSpace?: boolean;
   /** Piece selection plugin. */
   selector: PieceSelector;
   /** Our 20-byte peer id. */

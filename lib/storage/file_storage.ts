@@ -13,6 +13,7 @@ import { MAX_ABSOLUTE_PATH_BYTES } from "../limits.ts";
 import { resolveInside } from "../safe_path.ts";
 import type { Metainfo } from "../types.ts";
 import { checkLayout, type FileSpan, spansFor } from "./piece_map.ts";
+import { diskFullError } from "./free_space.ts";
 import { checkLinksStayInside, openInside } from "./safe_open.ts";
 import {
   errorCode,
@@ -52,7 +53,8 @@ interface Slot {
  * `safe_open.ts`).
  *
  * Errors are {@linkcode StorageError}s naming the file, such as
- * `No space left on device while writing /downloads/x/a.bin` or
+ * `Disk full writing /downloads/x/a.bin: the download needs 12.00 MiB more, 1.20 MiB free on /`
+ * (a `DiskFullError`) or
  * `Permission denied: run with --allow-write=/downloads (needed for writing …)`; a read of data
  * that is not on disk throws {@linkcode MissingDataError}.
  *
@@ -72,6 +74,8 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
   #meta: Metainfo;
   #paths: readonly (string | null)[];
   #maxOpenFiles: number;
+  /** Files not downloaded, left out of the space a full disk message says is needed. */
+  #skip: ReadonlySet<number>;
   /** Open handles by file index, least recently used first. */
   #slots = new Map<number, Slot>();
   #opening = new Map<number, Promise<Slot>>();
@@ -82,11 +86,18 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
   /** The one run of close(): a second call waits for it instead of returning early. */
   #closeRun: Promise<void> | undefined;
 
-  private constructor(root: string, meta: Metainfo, paths: (string | null)[], maxOpenFiles: number) {
+  private constructor(
+    root: string,
+    meta: Metainfo,
+    paths: (string | null)[],
+    maxOpenFiles: number,
+    skip: ReadonlySet<number>,
+  ) {
     this.#root = root;
     this.#meta = meta;
     this.#paths = paths;
     this.#maxOpenFiles = maxOpenFiles;
+    this.#skip = skip;
   }
 
   /**
@@ -145,7 +156,7 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
         throw toStorageError(error, { action: "create", target: path, root: absRoot });
       }
     }
-    return new FileStorage(absRoot, meta, paths, maxOpenFiles);
+    return new FileStorage(absRoot, meta, paths, maxOpenFiles, options.skipFiles ?? new Set());
   }
 
   /** The absolute path of the download folder. */
@@ -232,6 +243,14 @@ export class FileStorage implements StorageWithStat, AsyncDisposable {
         try {
           await writeFully(slot.handle, chunk, span.fileOffset, () => (slot.dirty = true));
         } catch (error) {
+          const path = this.#paths[span.fileIndex]!;
+          const full = await diskFullError(error, {
+            root: this.#root,
+            meta: this.#meta,
+            path,
+            skipFiles: this.#skip,
+          });
+          if (full !== undefined) throw full;
           throw toStorageError(error, {
             action: "write",
             target: this.#paths[span.fileIndex]!,
