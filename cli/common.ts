@@ -21,6 +21,11 @@ export interface CliIO {
   readonly signal?: AbortSignal;
   /** Milliseconds clock for progress throttling. @default {performance.now} */
   readonly now?: () => number;
+  /**
+   * Reads an environment variable (the config file's location, `SHOAL_*` settings). Without
+   * it none is read and no default config file either (tests): {@linkcode defaultIO} sets it.
+   */
+  readonly env?: (name: string) => string | undefined;
 }
 
 /** One subcommand of the CLI. */
@@ -85,6 +90,7 @@ export function defaultIO(): CliIO {
     stdout: Deno.stdout.writable,
     stderr: Deno.stderr.writable,
     isTerminal: Deno.stderr.isTerminal(),
+    env: (name) => Deno.env.get(name),
   };
 }
 

@@ -36,7 +36,8 @@ trackers, --peer and --tracker) and saved in DIR/.shoal, so a restart does not f
 again; its so= parameter selects files. Exits 0 only when every wanted piece is verified.
 
 Options:
-  -o, --output DIR        Download folder (default: the current folder)
+  -o, --output DIR        Download folder (default: "download-dir" of the config file or
+                          $SHOAL_DOWNLOAD_DIR, else the current folder)
       --files LIST        Download only these files, by the index "shoal info" shows:
                           "0,2-3" (pieces shared with other files are fetched too)
       --selector NAME     Piece selection: rarest (default), sequential, or a path to a
@@ -86,7 +87,7 @@ export const downloadCommand: Command = {
     }
     const [source] = expectPositionals("download", positionals, ["<torrent|magnet-uri>"]) as [string];
     const cwd = io.cwd ?? Deno.cwd();
-    const settings = transferSettings("download", values);
+    const settings = transferSettings("download", values, io);
     const goal = seedGoal("download", values, values.seed === true);
     const selector = await loadSelector(values.selector ?? "rarest", cwd);
     let selectFiles: number[] | undefined;
@@ -112,7 +113,7 @@ export const downloadCommand: Command = {
       command: "download",
       metainfo,
       ...(selectFiles ? { selectFiles } : {}),
-      dir: resolve(cwd, values.output ?? "."),
+      dir: resolve(cwd, values.output ?? settings.downloadDir ?? "."),
       settings,
       selector,
       goal,
@@ -141,7 +142,7 @@ export const seedCommand: Command = {
       string,
     ];
     const cwd = io.cwd ?? Deno.cwd();
-    const settings = transferSettings("seed", values);
+    const settings = transferSettings("seed", values, io);
     const goal = seedGoal("seed", values, true);
     const metainfo = await readTorrentArgument(source, cwd);
     return await runTransfer({ command: "seed", metainfo, dir: resolve(cwd, dataDir), settings, goal }, io);

@@ -87,7 +87,7 @@ export const shareCommand: Command = {
     // that leads outside the folder it is in).
     const given = resolve(cwd, source);
     const path = await isSymlink(given) ? await Deno.realPath(given) : given;
-    const settings = transferSettings("share", values);
+    const settings = transferSettings("share", values, io);
     const options: CreateOptions = {};
     const trackers = parseTrackerTiers("share", values.tracker ?? []);
     if (trackers.length > 0) options.trackers = trackers;

@@ -9,9 +9,11 @@
 import { type LogLevel, type MsePolicy, parsePeerAddress, PeerAddressError } from "../mod.ts";
 import { parseSize, parseTrackerTiers, UsageError } from "./common.ts";
 import { DEFAULT_LOG, type LogTarget, parseLogTarget } from "./log_targets.ts";
+import { type ConfigLayer, configValueError, type EnvLookup, readConfig } from "./config_file.ts";
 
 /** parseArgs option descriptors shared by every command that transfers. */
 export const TRANSFER_OPTIONS = {
+  config: { type: "string" },
   port: { type: "string" },
   bind: { type: "string" },
   peer: { type: "string", multiple: true },
@@ -59,7 +61,9 @@ export function transferHelp(options: TransferHelpOptions = {}): string {
 }
 
 /** Every help entry, one option each (continuation lines are indented past the flags). */
-const HELP_LINES = `      --port N            Listening port (default: a random free port)
+const HELP_LINES = `      --config FILE       Read settings from this JSON file (default:
+                          ~/.config/shoal/config.json, or $SHOAL_CONFIG); flags override it
+      --port N            Listening port (default: a random free port)
       --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
       --tracker URL       Also announce to this tracker (http, https or udp); repeatable,
@@ -128,18 +132,102 @@ export interface TransferSettings {
   spaceCheck: boolean;
   /** MSE policy (`--encryption`). */
   encryption: MsePolicy;
+  /** Download folder from the config file or `SHOAL_DOWNLOAD_DIR` (absolute), for `download -o`. */
+  downloadDir?: string;
 }
 
 const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
+/** Where {@linkcode transferSettings} finds the config file and the environment. */
+export interface ConfigSources {
+  /** The environment (`SHOAL_*`, `XDG_CONFIG_HOME`, `HOME`); without it, none is read. */
+  readonly env?: EnvLookup | undefined;
+  /** Folder a relative `--config` path is resolved against. @default {Deno.cwd()} */
+  readonly cwd?: string | undefined;
+}
+
 /**
- * Parses the shared options.
+ * A flag's value that its parser refuses. A usage error (exit 2) when it came from the
+ * command line; the config file's loader rewords it when it came from there.
+ *
+ * @example
+ * ```ts
+ * import { InvalidValueError } from "./transfer_options.ts";
+ * const error = new InvalidValueError("seed", "--port", "x", "a whole number from 0 to 65535");
+ * console.log(error.message); // "Invalid --port: x (a whole number from 0 to 65535)"
+ * ```
+ */
+export class InvalidValueError extends UsageError {
+  /** The option, without dashes ("port"). */
+  readonly option: string;
+  /** The value refused. */
+  readonly value: string;
+  /** What the option takes ("a whole number from 0 to 65535"). */
+  readonly expected: string;
+
+  /**
+   * @param command Command name, for the `--help` hint.
+   * @param flag The flag ("--port").
+   * @param value The value refused.
+   * @param expected What the flag takes.
+   */
+  constructor(command: string, flag: string, value: string, expected: string) {
+    super(command, `Invalid ${flag}: ${value} (${expected})`);
+    this.option = flag.replace(/^--/, "");
+    this.value = value;
+    this.expected = expected;
+  }
+}
+
+/**
+ * Parses the shared options, over what the config file and the environment set (flags >
+ * environment > config file > defaults; `--config` chooses the file).
+ *
+ * @example
+ * ```ts
+ * import { transferSettings } from "./transfer_options.ts";
+ * const env: Record<string, string> = { SHOAL_PORT: "6881" };
+ * const settings = transferSettings("seed", { "max-peers": "20" }, { env: (name) => env[name] });
+ * console.log(settings.port, settings.maxPeers); // 6881 20
+ * ```
  *
  * @param command Command name, for errors.
  * @param values What parseArgs returned.
+ * @param sources The environment (none by default: only `--config` is read then).
  * @returns The settings.
+ * @throws {UsageError} for a bad flag; {@linkcode ConfigError} for a bad config file or variable.
  */
 export function transferSettings(
+  command: string,
+  values: TransferValues & { config?: string | undefined },
+  sources: ConfigSources = {},
+): TransferSettings {
+  const config = readConfig({ path: values.config, env: sources.env, cwd: sources.cwd ?? Deno.cwd() });
+  checkConfig(command, config);
+  const given = Object.fromEntries(Object.entries(values).filter(([, value]) => value !== undefined));
+  const settings = parseTransferValues(command, { ...config.values, ...given } as TransferValues);
+  const dir = config.values["download-dir"];
+  return typeof dir === "string" ? { ...settings, downloadDir: dir } : settings;
+}
+
+/**
+ * Checks every value of the config file and the environment with the flags' parsers, also
+ * those a flag overrides this time (a mistake in the file shows at once, not some day later).
+ */
+function checkConfig(command: string, config: ConfigLayer): void {
+  try {
+    parseTransferValues(command, config.values as TransferValues);
+  } catch (error) {
+    const origin = error instanceof InvalidValueError ? config.origins.get(error.option) : undefined;
+    if (origin === undefined) throw error;
+    throw configValueError(origin, (error as InvalidValueError).expected, (error as InvalidValueError).value);
+  }
+}
+
+/** The shared options as parseArgs returns them. */
+type TransferValues = Parameters<typeof parseTransferValues>[1];
+
+function parseTransferValues(
   command: string,
   values: {
     port?: string | undefined;
@@ -164,7 +252,7 @@ export function transferSettings(
 ): TransferSettings {
   const level = (values["log-level"] ?? "warn") as LogLevel;
   if (!LEVELS.includes(level)) {
-    throw new UsageError(command, `Invalid --log-level: ${level} (debug, info, warn, error)`);
+    throw new InvalidValueError(command, "--log-level", level, "debug, info, warn or error");
   }
   return {
     port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
@@ -236,10 +324,7 @@ function parseDhtBootstrap(
   for (const value of values) {
     const m = /^([^:\s]+):(\d{1,5})$/.exec(value);
     if (m === null || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-      throw new UsageError(
-        command,
-        `Invalid --dht-bootstrap: ${value} (HOST:PORT, an IPv4 address or a name)`,
-      );
+      throw new InvalidValueError(command, "--dht-bootstrap", value, "HOST:PORT, an IPv4 address or a name");
     }
   }
   return values;
@@ -250,7 +335,7 @@ const POLICIES: readonly MsePolicy[] = ["prefer", "require", "allow", "disable"]
 function parseEncryption(command: string, value: string | undefined): MsePolicy {
   const policy = (value ?? "prefer") as MsePolicy;
   if (!POLICIES.includes(policy)) {
-    throw new UsageError(command, `Invalid --encryption: ${value} (prefer, require, allow or disable)`);
+    throw new InvalidValueError(command, "--encryption", String(value), "prefer, require, allow or disable");
   }
   return policy;
 }
@@ -274,7 +359,7 @@ export function parseIntOption(
 ): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(command, `Invalid ${flag}: ${text} (a whole number from ${min} to ${max})`);
+    throw new InvalidValueError(command, flag, text, `a whole number from ${min} to ${max}`);
   }
   return n;
 }
@@ -289,7 +374,7 @@ export function parseIntOption(
  */
 export function parseDuration(command: string, flag: string, text: string): number {
   const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(text.trim());
-  if (!m) throw new UsageError(command, `Invalid ${flag}: ${text} (like 90, 30m, 2h or 1d)`);
+  if (!m) throw new InvalidValueError(command, flag, text, "like 90, 30m, 2h or 1d");
   const unit = { "": 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "" | "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
 }
@@ -305,7 +390,7 @@ export function parseDuration(command: string, flag: string, text: string): numb
 export function parseNumberOption(command: string, flag: string, text: string): number {
   const n = Number(text);
   if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(n)) {
-    throw new UsageError(command, `Invalid ${flag}: ${text} (a number such as 1.5)`);
+    throw new InvalidValueError(command, flag, text, "a number such as 1.5");
   }
   return n;
 }
@@ -321,7 +406,7 @@ export function parseNumberOption(command: string, flag: string, text: string): 
 export function parseRate(command: string, flag: string, text: string): number {
   const n = parseSize(text);
   if (n === undefined || n <= 0) {
-    throw new UsageError(command, `Invalid ${flag}: ${text} (bytes per second, like 500k or 2m)`);
+    throw new InvalidValueError(command, flag, text, "bytes per second, like 500k or 2m");
   }
   return n;
 }

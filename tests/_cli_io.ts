@@ -6,6 +6,18 @@
  */
 
 import type { CliIO } from "../cli/common.ts";
+import { ENV_NAMES } from "../cli/config_file.ts";
+
+/**
+ * Environment overrides for a CLI subprocess (`Deno.Command`'s `env`) that keep the machine's
+ * config file and `SHOAL_*` variables out of a test: `XDG_CONFIG_HOME` points at a folder that
+ * does not exist and every `SHOAL_*` variable is empty (which shoal treats as unset). `HOME`
+ * stays, so Deno finds its cache.
+ */
+export const HERMETIC_ENV: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(ENV_NAMES.filter((name) => name.startsWith("SHOAL_")).map((name) => [name, ""])),
+  XDG_CONFIG_HOME: "/nonexistent/shoal-test-config",
+};
 
 /** What {@linkcode captureIO} returns. */
 export interface CapturedIO {

@@ -218,11 +218,13 @@ export class LineProcess {
    * @param command The program.
    * @param args Its arguments.
    * @param cwd Its working folder.
+   * @param env Variables to set (over the inherited environment), like `HERMETIC_ENV`.
    */
-  constructor(name: string, command: string, args: string[], cwd?: string) {
+  constructor(name: string, command: string, args: string[], cwd?: string, env?: Record<string, string>) {
     this.name = name;
     const options: Deno.CommandOptions = { args, stdin: "piped", stdout: "piped", stderr: "piped" };
     if (cwd !== undefined) options.cwd = cwd;
+    if (env !== undefined) options.env = env;
     this.#child = new Deno.Command(command, options).spawn();
     this.#status = this.#child.status.then((status) => (this.#exited = status));
     this.#pumps = Promise.all([
