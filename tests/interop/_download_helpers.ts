@@ -12,6 +12,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseMetainfo } from "../../mod.ts";
+import { HERMETIC_ENV } from "../_cli_io.ts";
 import type { Metainfo } from "../../mod.ts";
 import {
   filesEqual,
@@ -381,7 +382,8 @@ export class LineProcess {
 }
 
 /**
- * Starts `deno run -A cli.ts <args>` as a child, in the repository root.
+ * Starts `deno run -A cli.ts <args>` as a child, in the repository root, with no config
+ * file ({@linkcode HERMETIC_ENV}).
  *
  * @example
  * ```ts ignore
@@ -398,7 +400,10 @@ export function startCli(args: string[]): LineProcess {
   const local = ["download", "seed", "share"].includes(args[0] ?? "") && !args.includes("--bind")
     ? ["--bind", "127.0.0.1"]
     : [];
-  return new LineProcess("shoal cli", Deno.execPath(), ["run", "-A", CLI, ...args, ...local], REPO_ROOT);
+  // HERMETIC_ENV: the machine's config file and SHOAL_* variables stay out of the test.
+  return new LineProcess("shoal cli", Deno.execPath(), ["run", "-A", CLI, ...args, ...local], REPO_ROOT, {
+    ...HERMETIC_ENV,
+  });
 }
 
 /** A libtorrent seeder that tells, when stopped, how many payload bytes it sent. */
