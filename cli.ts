@@ -123,7 +123,8 @@ if (import.meta.main) {
   // Ctrl+C and a service manager's SIGTERM both stop cleanly (resume data is saved).
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
-  const io = { ...defaultIO(), signal: controller.signal };
+  // A Ctrl+C read as a key by the live view (the terminal in cbreak mode) interrupts the same way.
+  const io = { ...defaultIO(), signal: controller.signal, interrupt: onInterrupt };
   // main() reports its own errors; this catches what escapes it (a write to a closed stderr).
   const code = await main(Deno.args, io).catch((error: unknown) =>
     isBrokenPipe(error) ? EXIT_BROKEN_PIPE : 1

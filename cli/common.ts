@@ -6,6 +6,7 @@
  */
 
 import { ShoalError } from "../mod.ts";
+import { type KeySource, terminalKeys } from "./keys.ts";
 
 /** Where a command writes, injected so tests can capture everything it prints. */
 export interface CliIO {
@@ -26,6 +27,15 @@ export interface CliIO {
    * it none is read and no default config file either (tests): {@linkcode defaultIO} sets it.
    */
   readonly env?: (name: string) => string | undefined;
+  /** The terminal's size, for the live view. @default {Deno.consoleSize() on a terminal} */
+  readonly consoleSize?: () => ConsoleSize;
+  /**
+   * Keystrokes for the live view (`p` shows or hides the peer table). {@linkcode defaultIO}
+   * sets it when stdin and stderr are terminals; without it no key is read.
+   */
+  readonly keys?: KeySource;
+  /** Interrupts the run as Ctrl+C does (aborts `signal`): the live view calls it for a Ctrl+C key. */
+  readonly interrupt?: () => void;
 }
 
 /** One subcommand of the CLI. */
@@ -91,6 +101,7 @@ export function defaultIO(): CliIO {
     stderr: Deno.stderr.writable,
     isTerminal: Deno.stderr.isTerminal(),
     env: (name) => Deno.env.get(name),
+    ...(Deno.stdin.isTerminal() && Deno.stderr.isTerminal() ? { keys: terminalKeys() } : {}),
   };
 }
 
@@ -250,12 +261,62 @@ export interface ProgressLineOptions {
    * @default {2000}
    */
   plainInterval?: number;
+  /**
+   * Minimum milliseconds between two blocks (the lines below the status line, such as the
+   * peer table) when stderr is not a terminal.
+   *
+   * @default {10000}
+   */
+  plainBlockInterval?: number;
+}
+
+/** Columns and rows of a terminal. */
+export interface ConsoleSize {
+  /** Characters per line. */
+  readonly columns: number;
+  /** Lines. */
+  readonly rows: number;
 }
 
 /**
- * A progress display on stderr: one line redrawn in place (`\r`) on a terminal, or a plain
- * line now and then otherwise (logs, pipes). Updates are throttled with `io.now`; writes are
- * queued, so `update()` can be called from synchronous callbacks.
+ * The size of the terminal the live view draws on: `io.consoleSize()` when given, else
+ * `Deno.consoleSize()` when stderr is a terminal, else `$COLUMNS` (when `io.env` reads it) by
+ * 24 rows, else 80 by 24.
+ *
+ * @example
+ * ```ts
+ * import { consoleSize } from "./common.ts";
+ * const size = consoleSize({ stdout: new WritableStream(), stderr: new WritableStream(), isTerminal: false });
+ * console.log(size); // { columns: 80, rows: 24 }
+ * ```
+ *
+ * @param io Where the view is drawn.
+ * @returns The size (at least 20 columns and 2 rows).
+ */
+export function consoleSize(io: CliIO): ConsoleSize {
+  let size: ConsoleSize | undefined = io.consoleSize?.();
+  if (size === undefined && io.isTerminal) {
+    try {
+      size = Deno.consoleSize();
+    } catch (error) {
+      // Not a terminal after all (stderr redirected while isTerminal was computed): fall back.
+      if (!(error instanceof Error)) throw error;
+    }
+  }
+  if (size === undefined) {
+    const columns = Number(io.env?.("COLUMNS"));
+    size = { columns: Number.isInteger(columns) && columns > 0 ? columns : 80, rows: 24 };
+  }
+  return { columns: Math.max(20, size.columns), rows: Math.max(2, size.rows) };
+}
+
+/**
+ * A progress display on stderr. On a terminal: a status line, and optionally a block of lines
+ * below it (the peer table), redrawn in place — back to the status line's start (`\r`, cursor
+ * up), each line cut to the width and cleared to its end (`\x1b[K`), leftovers below erased
+ * (`\x1b[J`) — so nothing wraps and a redraw never adds a line. Otherwise (logs, pipes): a
+ * plain line now and then, and the block every `plainBlockInterval`. Updates are throttled
+ * with `io.now`; writes are queued, so `update()` can be called from synchronous callbacks.
  *
  * @example
  * ```ts
@@ -269,55 +330,110 @@ export class ProgressLine {
   #io: CliIO;
   #now: () => number;
   #interval: number;
+  #blockInterval: number;
   #last = -Infinity;
-  #width = 0;
+  #lastBlock = -Infinity;
+  /** Lines drawn below the status line (the cursor is at the end of the last of them). */
+  #below = 0;
+  #drawn = false;
+  #view: { text: string; block: readonly string[] } | undefined;
   #chain: Promise<void> = Promise.resolve();
   #error: unknown = undefined;
 
   /**
-   * @param io Where to draw (`stderr`), whether it is a terminal, and the clock.
+   * @param io Where to draw (`stderr`), whether it is a terminal, its size, and the clock.
    * @param options Throttling intervals.
    */
   constructor(io: CliIO, options: ProgressLineOptions = {}) {
     this.#io = io;
     this.#now = io.now ?? (() => performance.now());
     this.#interval = io.isTerminal ? (options.terminalInterval ?? 100) : (options.plainInterval ?? 2000);
+    this.#blockInterval = options.plainBlockInterval ?? 10_000;
+  }
+
+  /** The terminal's size now (see {@linkcode consoleSize}), to fit what is drawn. */
+  get size(): ConsoleSize {
+    return consoleSize(this.#io);
   }
 
   /**
-   * Shows `text` unless the last update was too recent.
+   * Shows `text` (and `block` below it) unless the last update was too recent.
    *
    * @param text The new progress text (one line).
+   * @param block Lines to show below it (on a terminal, at most the rows left).
+   * @param force Draw even if the last update was recent (after a key press).
    */
-  update(text: string): void {
+  update(text: string, block: readonly string[] = [], force = false): void {
     const now = this.#now();
-    if (now - this.#last < this.#interval) return;
+    if (!force && now - this.#last < this.#interval) return;
     this.#last = now;
-    this.#draw(text);
+    this.#draw(text, block, now);
   }
 
   /**
-   * Shows the final text (always), ends the line and waits for every queued write.
+   * Prints text above the live view (a log record): the view is erased, the text written, and
+   * the view drawn again below it.
+   *
+   * @param text Whole lines, each ending in a line break.
+   */
+  print(text: string): void {
+    if (!this.#io.isTerminal || !this.#drawn) {
+      this.#queue(text);
+      return;
+    }
+    const view = this.#view;
+    this.#queue(this.#erase() + text);
+    this.#drawn = false;
+    this.#below = 0;
+    if (view !== undefined) this.#draw(view.text, view.block, this.#now(), false);
+  }
+
+  /**
+   * Shows the final text (always, without a block), ends the line and waits for every queued
+   * write.
    *
    * @param text The final progress text, or nothing to just end the line.
    * @throws the error of a failed write to stderr, if any.
    */
   async done(text?: string): Promise<void> {
-    if (text !== undefined) this.#draw(text);
-    if (this.#io.isTerminal && this.#width > 0) this.#queue("\n");
-    this.#width = 0;
+    if (text !== undefined) this.#draw(text, [], this.#now());
+    else if (this.#io.isTerminal && this.#below > 0 && this.#view !== undefined) {
+      this.#draw(this.#view.text, [], this.#now());
+    }
+    if (this.#io.isTerminal && this.#drawn) this.#queue("\n");
+    this.#drawn = false;
+    this.#below = 0;
+    this.#view = undefined;
     await this.#chain;
     if (this.#error !== undefined) throw this.#error;
   }
 
-  #draw(text: string): void {
-    if (this.#io.isTerminal) {
-      const pad = Math.max(0, this.#width - text.length);
-      this.#width = text.length;
-      this.#queue(`\r${text}${" ".repeat(pad)}`);
-    } else {
-      this.#queue(`${text}\n`);
+  #draw(text: string, block: readonly string[], now: number, remember = true): void {
+    if (remember) this.#view = { text, block };
+    if (!this.#io.isTerminal) {
+      let out = `${text}\n`;
+      if (block.length > 0 && now - this.#lastBlock >= this.#blockInterval) {
+        this.#lastBlock = now;
+        out += block.map((line) => `${line}\n`).join("");
+      }
+      this.#queue(out);
+      return;
     }
+    const { columns, rows } = this.size;
+    const fit = (line: string) => line.length < columns ? line : line.slice(0, columns - 1);
+    const shown = block.slice(0, rows - 1);
+    let out = this.#erase(false) + fit(text) + "\x1b[K";
+    for (const line of shown) out += `\n${fit(line)}\x1b[K`;
+    if (shown.length < this.#below) out += "\x1b[J";
+    this.#queue(out);
+    this.#drawn = true;
+    this.#below = shown.length;
+  }
+
+  /** Moves back to the start of the status line; with `clear`, erases the view too. */
+  #erase(clear = true): string {
+    if (!this.#drawn) return clear ? "" : "\r";
+    return "\r" + (this.#below > 0 ? `\x1b[${this.#below}A` : "") + (clear ? "\x1b[J" : "");
   }
 
   #queue(text: string): void {

@@ -74,12 +74,22 @@ function isModulePath(spec: string): boolean {
 export interface OpenLogSinksOptions {
   /** Erase the progress line (`\r\x1b[K`) before each stderr line. @default {false} */
   clearLine?: boolean;
+  /**
+   * Prints stderr lines above the live view (`ProgressLine.print`), instead of `clearLine`:
+   * the view, peer table included, is erased first and drawn again after.
+   */
+  print?: (text: string) => void;
 }
 
 /** The sinks of a run, and how to finish them. */
 export interface OpenedLogSinks {
   /** For the session's logger. */
   readonly sinks: LogSink[];
+  /**
+   * Records for scripts only: passed to the `jsonl` sinks, whatever `--log-level` says, and
+   * not printed on stderr (the periodic `progress` records).
+   */
+  readonly records: LogSink;
   /** Waits for queued output, then closes every sink that can be closed. Never throws. */
   close(): Promise<void>;
 }
@@ -111,6 +121,7 @@ export async function openLogSinks(
 ): Promise<OpenedLogSinks> {
   const cwd = io.cwd ?? Deno.cwd();
   const sinks: LogSink[] = [];
+  const jsonl: LogSink[] = [];
   const closers: { name: string; close: () => unknown }[] = [];
   let chain = Promise.resolve();
   const queue = (stream: WritableStream<Uint8Array>, text: string) => {
@@ -132,8 +143,12 @@ export async function openLogSinks(
     for (const target of targets) {
       if (target.kind === "pretty") {
         const clear = options.clearLine === true ? "\r\x1b[K" : "";
+        const print = options.print;
         const pretty = prettySink({
-          write: (text) => queue(io.stderr, clear + text),
+          write: print === undefined ? (text) => queue(io.stderr, clear + text) : (text) => {
+            // After what was queued before (a module sink's report), as queue() does.
+            chain = chain.then(() => print(text));
+          },
           color: io.isTerminal && !Deno.noColor,
           timestamp: target.timestamps ? "time" : "none",
         });
@@ -149,6 +164,7 @@ export async function openLogSinks(
           throw new PluginError(name, `cannot open the log file: ${describe(error)}`, { cause: error });
         }
         sinks.push(sink);
+        jsonl.push(sink);
         closers.push({ name, close: () => sink.close() });
       } else {
         const loaded = await loadLogSink(target.path, cwd);
@@ -160,7 +176,7 @@ export async function openLogSinks(
     await close();
     throw error;
   }
-  return { sinks, close };
+  return { sinks, records: (record) => jsonl.forEach((sink) => sink(record)), close };
 }
 
 /**

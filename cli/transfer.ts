@@ -14,11 +14,12 @@ import {
   type PieceSelector,
   Session,
   type Torrent,
-  type TorrentStats,
 } from "../mod.ts";
 import { type CliIO, EXIT_OK, formatBytes, printable, ProgressLine, writeText } from "./common.ts";
 import { openLogSinks } from "./log_targets.ts";
-import { dhtReport, dhtStatus, statusLine, trackerReport } from "./status_view.ts";
+import { LiveView } from "./live_view.ts";
+import { dhtReport, trackerReport } from "./status_view.ts";
+import { downloadSummary, seedSummary } from "./summary_view.ts";
 import type { TransferSettings } from "./transfer_options.ts";
 
 /** When to stop seeding after the download completes. */
@@ -68,7 +69,11 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
   const { settings } = plan;
   let metainfo = plan.metainfo;
   const progress = settings.quiet ? null : new ProgressLine(io);
-  const logs = await openLogSinks(settings.logs, io, { clearLine: io.isTerminal && progress !== null });
+  const logs = await openLogSinks(settings.logs, io, {
+    clearLine: io.isTerminal && progress !== null,
+    // Records print above the live view, which is drawn again below them (peer table included).
+    ...(io.isTerminal && progress !== null ? { print: (text: string) => progress.print(text) } : {}),
+  });
   let session: Session;
   try {
     session = new Session({
@@ -93,7 +98,14 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     throw error;
   }
   let torrent: Torrent | undefined;
-  const line = (stats: TorrentStats) => statusLine(stats) + dhtStatus(session, torrent);
+  const started = performance.now();
+  const view = new LiveView(io, {
+    progress,
+    session,
+    seeding: plan.goal.seed,
+    peers: settings.peersView,
+    records: logs.records,
+  });
   const stopped = new Promise<"interrupted">((resolveStop) => {
     if (io.signal?.aborted) resolveStop("interrupted");
     io.signal?.addEventListener("abort", () => resolveStop("interrupted"), { once: true });
@@ -129,48 +141,37 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     if (magnet !== null) await writeText(io.stderr, header(metainfo));
     await writeText(io.stderr, `Listening on port ${session.port}\n`);
     await plan.onStarted?.(torrent, session);
-    torrent.addEventListener(
-      "progress",
-      (e) => progress?.update(line((e as CustomEvent<TorrentStats>).detail)),
-    );
+    view.attach(torrent);
     const outcome = await Promise.race([torrent.completed.then(() => "done" as const), stopped]);
     if (outcome === "interrupted") {
-      await progress?.done(line(torrent.stats()));
+      await view.finish(false);
       await writeText(
         io.stderr,
         `Interrupted with ${torrent.have.count()}/${torrent.metainfo.pieceCount} pieces: resume data saved\n`,
       );
       return 130;
     }
-    await progress?.done(line(torrent.stats()));
-    const stats = torrent.stats();
+    // The last line says "seeding" only when seeding follows; a download that exits says complete.
+    await view.finish(plan.goal.seed);
     await writeText(
       io.stderr,
-      stats.downloaded === 0 && plan.command !== "download"
-        ? `Data checked: all ${stats.pieceCount} pieces present\n`
-        : (stats.wantedPieces < stats.pieceCount
-          ? `Complete: ${stats.wantedPieces}/${stats.wantedPieces} wanted pieces verified ` +
-            `(${stats.completedPieces}/${stats.pieceCount} in all), `
-          : `Complete: ${stats.completedPieces}/${stats.pieceCount} pieces verified, `) +
-          `${formatBytes(stats.downloaded)} downloaded this run in ${stats.activeSeconds.toFixed(2)} s` +
-          (stats.failedPieces > 0 ? ` (${stats.failedPieces} failed checks, fetched again)` : "") + "\n",
+      downloadSummary(torrent.stats(), {
+        command: plan.command,
+        elapsedSeconds: (performance.now() - started) / 1000,
+      }),
     );
     if (plan.goal.seed) {
-      const why = await seedUntil(torrent, plan.goal, stopped, progress, line);
-      await progress?.done(line(torrent.stats()));
-      const after = torrent.stats();
-      await writeText(
-        io.stderr,
-        `Stopped seeding (${why}): uploaded ${formatBytes(after.uploaded)}, ratio ${
-          (after.uploaded / Math.max(1, torrent.metainfo.totalLength)).toFixed(2)
-        }\n`,
-      );
+      const seedStart = performance.now();
+      const why = await seedUntil(torrent, plan.goal, stopped, progress);
+      await view.finish(false);
+      await writeText(io.stderr, seedSummary(torrent.stats(), why, (performance.now() - seedStart) / 1000));
     }
     return EXIT_OK;
   } catch (error) {
     await progress?.done();
     throw error;
   } finally {
+    view.close();
     const report = torrent ? trackerReport(torrent) + dhtReport(session, torrent) : "";
     await session.close();
     await logs.close();
@@ -183,7 +184,6 @@ async function seedUntil(
   goal: SeedGoal,
   stopped: Promise<"interrupted">,
   progress: ProgressLine | null,
-  line: (s: TorrentStats) => string,
 ): Promise<string> {
   const limits: string[] = [];
   if (goal.ratio !== undefined) limits.push(`ratio ${goal.ratio}`);
@@ -200,10 +200,8 @@ async function seedUntil(
         resolveGoal(`seeded for ${goal.seconds} s`);
       }
     };
-    torrent.addEventListener("progress", (e) => {
-      progress?.update(line((e as CustomEvent<TorrentStats>).detail));
-      check();
-    });
+    // The live view redraws on the same events.
+    torrent.addEventListener("progress", check);
     check();
   });
   return await Promise.race([reached, stopped.then(() => "interrupted")]);

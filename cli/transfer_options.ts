@@ -9,6 +9,7 @@
 import { type LogLevel, type MsePolicy, parsePeerAddress, PeerAddressError } from "../mod.ts";
 import { parseSize, parseTrackerTiers, UsageError } from "./common.ts";
 import { DEFAULT_LOG, type LogTarget, parseLogTarget } from "./log_targets.ts";
+import { PEER_FLAGS_HELP } from "./peer_view.ts";
 import { type ConfigLayer, configValueError, type EnvLookup, readConfig } from "./config_file.ts";
 
 /** parseArgs option descriptors shared by every command that transfers. */
@@ -31,6 +32,7 @@ export const TRANSFER_OPTIONS = {
   "no-lsd": { type: "boolean" },
   "no-space-check": { type: "boolean" },
   encryption: { type: "string" },
+  peers: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
@@ -82,7 +84,10 @@ const HELP_LINES = `      --config FILE       Read settings from this JSON file 
                           stderr, with the time; "jsonl:PATH": one JSON object per line,
                           appended to PATH ("jsonl:-" for stdout); or a path to a module
                           exporting a LogSink (e.g. ./my_sink.ts). Without --log, records
-                          print on stderr as "LEVEL category: message (fields)"
+                          print on stderr as "LEVEL category: message (fields)". jsonl
+                          sinks also get a "progress" record every 2 s and at the end
+                          (percent, completedBytes, wantedBytes, downloadRate, uploadRate,
+                          peers, state, eta), whatever --log-level says
       --log-level LEVEL   Log records at this level and above: debug, info, warn, error
                           (default: warn)
       --no-pex            Do not exchange peers with peers (BEP 11 PEX)
@@ -92,6 +97,11 @@ const HELP_LINES = `      --config FILE       Read settings from this JSON file 
                           wrongly); a full disk still stops the download, with resume data
       --encryption MODE   Message Stream Encryption: prefer (default: encrypted when the peer
                           can), require (encrypted only), allow (plaintext first), disable
+      --peers             Show the connected peers below the status line (on a terminal,
+                          key p shows or hides them); off a terminal, a table every 10 s.
+                          Columns: address, client, dir (in/out), net (tcp), enc (rc4 or
+                          plain), flags, rates both ways, how much the peer has.
+                          ${PEER_FLAGS_HELP}
   -q, --quiet             No progress display
   -h, --help              Show this help`;
 
@@ -124,6 +134,8 @@ export interface TransferSettings {
   dht: false | { port?: number; bootstrap: string[] };
   /** No progress line. */
   quiet: boolean;
+  /** Show the peer table from the start (`--peers`). */
+  peersView: boolean;
   /** Peer exchange (off with `--no-pex`). */
   pex: boolean;
   /** Local service discovery (off with `--no-lsd`). */
@@ -245,6 +257,7 @@ function parseTransferValues(
     "log-level"?: string | undefined;
     encryption?: string | undefined;
     quiet?: boolean | undefined;
+    peers?: boolean | undefined;
     "no-pex"?: boolean | undefined;
     "no-lsd"?: boolean | undefined;
     "no-space-check"?: boolean | undefined;
@@ -280,6 +293,7 @@ function parseTransferValues(
       bootstrap: parseDhtBootstrap(command, values["dht-bootstrap"], values.bind),
     },
     quiet: values.quiet === true,
+    peersView: values.peers === true,
     encryption: parseEncryption(command, values.encryption),
     pex: values["no-pex"] !== true,
     lsd: values["no-lsd"] !== true,
