@@ -6,9 +6,9 @@
  */
 
 import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { jsonlSink, type LogSink, PluginError, prettySink } from "../mod.ts";
 import { type CliIO, UsageError, writeText } from "./common.ts";
+import { importUserModule } from "./user_module.ts";
 
 /** One `--log` value, parsed. */
 export type LogTarget =
@@ -217,13 +217,7 @@ export interface LoadedLogSink {
  * exports no sink.
  */
 export async function loadLogSink(spec: string, cwd: string): Promise<LoadedLogSink> {
-  const url = pathToFileURL(resolve(cwd, spec)).href;
-  let module: Record<string, unknown>;
-  try {
-    module = await import(url);
-  } catch (error) {
-    throw new PluginError(spec, `cannot load the module: ${describe(error)}`, { cause: error });
-  }
+  const module = await importUserModule(spec, cwd);
   const candidates = [module.sink, module.default, ...Object.values(module)].filter(
     (value): value is (...args: unknown[]) => unknown => typeof value === "function" && !isClass(value),
   );

@@ -4,10 +4,9 @@
  * @module
  */
 
-import { resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { type PieceSelector, PluginError, rarestFirst, sequential } from "../mod.ts";
 import { UsageError } from "./common.ts";
+import { importUserModule } from "./user_module.ts";
 
 /**
  * Finds the selector a `--selector` value names: a built-in name or a module path.
@@ -31,13 +30,7 @@ export async function loadSelector(spec: string, cwd: string): Promise<PieceSele
       `Unknown --selector: ${spec} (rarest, sequential, or a path like ./mine.ts)`,
     );
   }
-  const url = pathToFileURL(resolve(cwd, spec)).href;
-  let module: Record<string, unknown>;
-  try {
-    module = await import(url);
-  } catch (error) {
-    throw new PluginError(spec, `cannot load the module: ${(error as Error).message}`, { cause: error });
-  }
+  const module = await importUserModule(spec, cwd);
   const candidates = [module.selector, module.default, ...Object.values(module)];
   for (const candidate of candidates) {
     if (isSelector(candidate)) return candidate;
