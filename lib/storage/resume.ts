@@ -26,6 +26,7 @@ import { type BDict, type BValue, decode, encode } from "../bencode.ts";
 import { StorageError } from "../errors.ts";
 import type { Metainfo } from "../types.ts";
 import { pieceLengthOf, spansFor } from "./piece_map.ts";
+import { overwriteInPlace } from "./overwrite_in_place.ts";
 import { FileTooLargeError, readFileInside, writeFileAtomic } from "./safe_open.ts";
 import { errorCode, type FileStat, type StorageWithStat, toStorageError } from "./storage.ts";
 import { sha1, type VerifyOptions, verifyPieces } from "./verify.ts";
@@ -190,6 +191,8 @@ export interface WriteResumeOptions {
  * writes a temporary file in the same folder, syncs it, renames it over `path`, then syncs the
  * folder (best effort: some file systems refuse; the result says so). Nothing is written
  * through a symbolic link below `options.root`, and a link at `path` is refused, not replaced.
+ * When the disk is full (no room for the temporary file), the previous file is rewritten in
+ * place instead (`overwrite_in_place.ts`), so what was verified is kept.
  *
  * @example
  * ```ts
@@ -216,6 +219,10 @@ export async function writeResumeAtomic(
   try {
     return await writeFileAtomic(root, target, bytes);
   } catch (error) {
+    const code = errorCode(error);
+    if ((code === "ENOSPC" || code === "EDQUOT") && (await overwriteInPlace(root, target, bytes))) {
+      return { folderSynced: true };
+    }
     throw toStorageError(error, { action: "write", target, root });
   }
 }

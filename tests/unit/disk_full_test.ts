@@ -1,40 +1,7 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { createTorrent, DiskFullError, parseMetainfo, Session, StorageError } from "../../mod.ts";
+import { DiskFullError, parseMetainfo, Session, StorageError } from "../../mod.ts";
+import { CAN_MOUNT, seed12MiB, withSmallDisk } from "../_small_disk.ts";
 import type { LogRecord } from "../../mod.ts";
-
-// Mounting a small tmpfs needs root; elsewhere these tests are skipped (they say so).
-const ROOT = Deno.uid() === 0;
-
-/** Runs `fn` with a folder on an 8 MiB tmpfs of its own, unmounted afterwards. */
-async function withFullDisk(fn: (work: string, small: string) => Promise<void>): Promise<void> {
-  const work = await Deno.makeTempDir({ prefix: "shoal-disk-full-" });
-  const small = join(work, "small");
-  await Deno.mkdir(small);
-  const mount = await new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", small] })
-    .output();
-  assert.equal(mount.code, 0, `Cannot mount a tmpfs: ${new TextDecoder().decode(mount.stderr)}`);
-  try {
-    await fn(work, small);
-  } finally {
-    const umount = await new Deno.Command("umount", { args: [small] }).output();
-    // A failed unmount would leave a mount behind: fail the test loudly rather than hide it.
-    await Deno.remove(work, { recursive: true });
-    assert.equal(umount.code, 0, `Cannot unmount ${small}: ${new TextDecoder().decode(umount.stderr)}`);
-  }
-}
-
-/** A 12 MiB payload (more than the tmpfs holds) seeded by a shoal session on 127.0.0.1. */
-async function seed12MiB(work: string): Promise<{ torrent: Uint8Array; seeder: Session }> {
-  const payload = join(work, "seed", "payload");
-  await Deno.mkdir(payload, { recursive: true });
-  const data = new Uint8Array(12 * 1024 * 1024).map((_, i) => (i * 131 + (i >> 12)) & 0xff);
-  await Deno.writeFile(join(payload, "big.bin"), data);
-  const made = await createTorrent(payload, { pieceLength: 256 * 1024, creationDate: null });
-  const seeder = new Session({ downloadDir: join(work, "seed"), hostname: "127.0.0.1", logSinks: [] });
-  await seeder.add(parseMetainfo(made.torrent));
-  return { torrent: made.torrent, seeder };
-}
 
 /** Rejects after `ms` so no wait in these tests is unbounded. */
 function deadline(ms: number, what: string): { promise: Promise<never>; clear: () => void } {
@@ -47,11 +14,11 @@ function deadline(ms: number, what: string): { promise: Promise<never>; clear: (
 
 Deno.test({
   name: "a download that fills the disk fails with a StorageError and stops cleanly when stopped right after",
-  ignore: !ROOT,
+  ignore: !CAN_MOUNT,
   sanitizeResources: true,
   sanitizeOps: true,
 }, async () => {
-  await withFullDisk(async (work, small) => {
+  await withSmallDisk(async (work, small) => {
     const { torrent, seeder } = await seed12MiB(work);
     const logs: LogRecord[] = [];
     const leecher = new Session({
@@ -94,11 +61,11 @@ Deno.test({
 
 Deno.test({
   name: "a download bigger than the free space is refused before any file is created",
-  ignore: !ROOT,
+  ignore: !CAN_MOUNT,
   sanitizeResources: true,
   sanitizeOps: true,
 }, async () => {
-  await withFullDisk(async (work, small) => {
+  await withSmallDisk(async (work, small) => {
     const { torrent, seeder } = await seed12MiB(work);
     const leecher = new Session({ downloadDir: small, hostname: "127.0.0.1", logSinks: [] });
     try {
