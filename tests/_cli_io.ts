@@ -62,3 +62,56 @@ export function captureIO(extra: Partial<CliIO> = {}): CapturedIO {
     err: () => text(err),
   };
 }
+
+/** What {@linkcode runCommand} returns. */
+export interface CommandRun {
+  /** Exit code. */
+  code: number;
+  /** Its stdout, as text. */
+  stdout: string;
+  /** Its stderr, as text. */
+  stderr: string;
+}
+
+/** Options of {@linkcode runCommand}. */
+export interface RunCommandOptions {
+  /** Its working folder. */
+  cwd: string;
+  /** Variables set over the inherited environment. @default {HERMETIC_ENV} */
+  env?: Record<string, string>;
+  /** Deadline; the process is killed after it. @default {60_000} */
+  timeoutMs?: number;
+}
+
+/**
+ * Runs a program to its end with no stdin, and returns its exit code and output.
+ *
+ * @example
+ * ```ts
+ * import { runCommand } from "./_cli_io.ts";
+ * const ran = await runCommand(Deno.execPath(), ["--version"], { cwd: "." });
+ * console.log(ran.code); // 0
+ * ```
+ *
+ * @param command The program.
+ * @param args Its arguments.
+ * @param options Folder, environment, deadline.
+ * @returns What it did.
+ */
+export async function runCommand(
+  command: string,
+  args: string[],
+  options: RunCommandOptions,
+): Promise<CommandRun> {
+  const output = await new Deno.Command(command, {
+    args,
+    cwd: options.cwd,
+    env: options.env ?? { ...HERMETIC_ENV },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+  }).output();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+}

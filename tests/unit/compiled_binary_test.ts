@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LineProcess, REPO_ROOT } from "../interop/_download_helpers.ts";
-import { HERMETIC_ENV } from "../_cli_io.ts";
+import { type CommandRun, HERMETIC_ENV, runCommand } from "../_cli_io.ts";
 
 const FIXTURE = fileURLToPath(new URL("../../fixtures/valid/02_multi_file_nested.torrent", import.meta.url));
 const BINARY = join(REPO_ROOT, "dist", "shoal");
@@ -57,18 +57,8 @@ async function runtimeMissing(): Promise<string | undefined> {
 const missing = await runtimeMissing();
 if (missing !== undefined) console.warn(`compiled_binary_test: ignored: ${missing}`);
 
-async function run(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(BINARY, {
-    args,
-    cwd,
-    env: { ...HERMETIC_ENV },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(DEADLINE_MS),
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function run(args: string[], cwd: string): Promise<CommandRun> {
+  return runCommand(BINARY, args, { cwd, timeoutMs: DEADLINE_MS });
 }
 
 Deno.test({

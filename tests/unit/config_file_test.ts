@@ -5,7 +5,7 @@ import { ConfigError, defaultConfigPath, ENV_NAMES, readConfig } from "../../cli
 import { type ConfigSources, transferSettings } from "../../cli/transfer_options.ts";
 import { UsageError } from "../../cli/common.ts";
 import { createTorrent, parseMetainfo, Session } from "../../mod.ts";
-import { captureIO, HERMETIC_ENV } from "../_cli_io.ts";
+import { captureIO, HERMETIC_ENV, runCommand } from "../_cli_io.ts";
 
 /** A temporary home with `~/.config/shoal/config.json` holding `config` (if given). */
 async function withHome(
@@ -226,25 +226,13 @@ Deno.test("the real CLI takes its listening port from the config file", async ()
       JSON.stringify({ port, bind: "127.0.0.1", dht: false, lsd: false }),
     );
     await Deno.writeFile(join(home, "f.bin"), new Uint8Array(40_000).fill(3));
-    const output = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../../cli.ts", import.meta.url).pathname,
-        "share",
-        "f.bin",
-        "--seed-time",
-        "0",
-      ],
+    const cli = new URL("../../cli.ts", import.meta.url).pathname;
+    const ran = await runCommand(Deno.execPath(), ["run", "-A", cli, "share", "f.bin", "--seed-time", "0"], {
       cwd: home,
       env: { ...HERMETIC_ENV, XDG_CONFIG_HOME: join(home, "xdg") },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const stderr = new TextDecoder().decode(output.stderr);
-    assert.equal(output.code, 0, stderr);
+    });
+    const stderr = ran.stderr;
+    assert.equal(ran.code, 0, stderr);
     assert.match(stderr, new RegExp(`Listening on port ${port}\\b`));
   });
 });

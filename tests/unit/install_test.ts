@@ -9,29 +9,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ENV_NAMES } from "../../cli/config_file.ts";
 import { LineProcess, REPO_ROOT } from "../interop/_download_helpers.ts";
-import { HERMETIC_ENV } from "../_cli_io.ts";
+import { type CommandRun, HERMETIC_ENV, runCommand } from "../_cli_io.ts";
 
 const FIXTURE = fileURLToPath(new URL("../../fixtures/valid/02_multi_file_nested.torrent", import.meta.url));
 const DEADLINE_MS = 60_000;
 
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(command: string, args: string[], env: Record<string, string>, cwd: string): Promise<Ran> {
-  const output = await new Deno.Command(command, {
-    args,
-    cwd,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(DEADLINE_MS),
-  }).output();
-  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-  return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
+function run(command: string, args: string[], env: Record<string, string>, cwd: string): Promise<CommandRun> {
+  return runCommand(command, args, { cwd, env, timeoutMs: DEADLINE_MS });
 }
 
 Deno.test("deno task install grants only net, read, write, two sys calls and the config's variables", async () => {
