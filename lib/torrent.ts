@@ -19,6 +19,7 @@ import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
 import { FileStorage } from "./storage/file_storage.ts";
 import { checkFreeSpace } from "./storage/free_space.ts";
+import { parsePeerAddress } from "./peer_address.ts";
 import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -354,7 +355,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   /**
    * Adds peers to connect to ("host:port" or "[v6]:port"). This is the seam every peer source
    * uses (manual peers, trackers, and later DHT, PEX and local discovery). Invalid addresses
-   * throw for manual peers and are skipped for other sources; at most 2000 addresses are kept.
+   * throw a `PeerAddressError` for manual peers and are skipped for other sources; at most 2000
+   * addresses are kept.
    *
    * @param addresses Peer addresses.
    * @param source Where they came from, for logs (`manual`, `tracker`, ...).
@@ -364,7 +366,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     let added = 0;
     for (const address of addresses) {
       try {
-        parseAddress(address);
+        // A person's typo is refused with a PeerAddressError; other sources are only skipped.
+        if (source === "manual") parsePeerAddress(address);
+        else parseAddress(address);
       } catch (error) {
         if (source === "manual") throw error;
         this.#log.debug(

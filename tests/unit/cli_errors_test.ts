@@ -116,6 +116,7 @@ Deno.test("Session.add() refuses a bad peer address with a PeerAddressError befo
     // What the check lets through is dialled: a name, an IPv4 and a bracketed IPv6 address.
     const ok = await session.add(meta, { peers: ["localhost:6881", "127.0.0.1:1", "[::1]:6881"] });
     assert.equal(ok.metainfo.infoHashHex, meta.infoHashHex);
+    assert.throws(() => ok.addPeers(["1.2.3:abc"]), PeerAddressError);
   });
 });
 
@@ -244,6 +245,11 @@ Deno.test({
         `127.0.0.1:${seeder.port}`,
         ...LOCAL,
         "--no-space-check",
+        // Records on stderr (as without --log), and in a file, which keeps every record.
+        "--log",
+        "pretty",
+        "--log",
+        `jsonl:${join(work, "log.jsonl")}`,
       ], { cwd: work, ms: 60_000 });
       assert.equal(run.code, 1, run.stderr);
       assertOneError(
@@ -255,6 +261,11 @@ Deno.test({
       );
       // Said once: no log record of the same failure, no second line about the resume data.
       assert.equal(run.stderr.match(/Disk full|No space left/g)?.length, 1, run.stderr);
+      const records = lines(await Deno.readTextFile(join(work, "log.jsonl"))).map((line) => JSON.parse(line));
+      const stopped = records.filter((r) =>
+        r.level === "error" && /^Torrent stopped: Disk full writing /.test(r.message)
+      );
+      assert.equal(stopped.length, 1, JSON.stringify(records.filter((r) => r.level === "error")));
       const meta = parseMetainfo(await Deno.readFile(torrentPath));
       const resume = await readResume(join(small, ".shoal", `${meta.infoHashHex}.resume`), meta);
       assert.ok(resume !== null, "no resume data");
