@@ -62,7 +62,9 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   "dht-bootstrap": { option: "dht-bootstrap", kind: "strings" },
   pex: { option: "no-pex", kind: "negated" },
   lsd: { option: "no-lsd", kind: "negated" },
+  "space-check": { option: "no-space-check", kind: "negated" },
   "log-level": { option: "log-level", kind: "string" },
+  peers: { option: "peers", kind: "boolean" },
   quiet: { option: "quiet", kind: "boolean" },
 };
 

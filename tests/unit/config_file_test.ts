@@ -75,9 +75,20 @@ Deno.test("transferSettings() takes flags over environment over config file over
 });
 
 Deno.test("the config file turns DHT, PEX and LSD off and sets the DHT and log options", async () => {
-  const file = { dht: false, pex: false, lsd: false, "log-level": "info", quiet: true, bind: "127.0.0.1" };
+  const file = {
+    dht: false,
+    pex: false,
+    lsd: false,
+    "space-check": false,
+    "log-level": "info",
+    peers: true,
+    quiet: true,
+    bind: "127.0.0.1",
+  };
   await withHome(file, (_home, sources) => {
     const settings = transferSettings("seed", {}, sources);
+    assert.equal(settings.spaceCheck, false);
+    assert.equal(settings.peersView, true);
     assert.equal(settings.dht, false);
     assert.equal(settings.pex, false);
     assert.equal(settings.lsd, false);
