@@ -269,7 +269,7 @@ function parseTransferValues(
   }
   return {
     port: values.port === undefined ? 0 : parseIntOption(command, "--port", values.port, 0, 65535),
-    bind: values.bind,
+    bind: values.bind === undefined ? undefined : parseBind(command, values.bind),
     peers: parsePeers(command, values.peer ?? []),
     trackers: parseTrackerTiers(command, values.tracker ?? []),
     maxPeers: values["max-peers"] === undefined
@@ -305,6 +305,20 @@ function parseTransferValues(
  * Checks each `--peer` value with the library's {@linkcode parsePeerAddress}, so that what
  * passes here is what the session can dial.
  */
+/** `--bind`: an IPv4 or IPv6 address (without brackets) or a host name. */
+function parseBind(command: string, value: string): string {
+  try {
+    parsePeerAddress(value.includes(":") ? `[${value}]:1` : `${value}:1`);
+  } catch (error) {
+    if (!(error instanceof PeerAddressError)) throw error;
+    throw new UsageError(
+      command,
+      `Invalid --bind '${value}': not an IP address or a host name (such as 127.0.0.1, ::1 or localhost)`,
+    );
+  }
+  return value;
+}
+
 function parsePeers(command: string, values: readonly string[]): string[] {
   for (const value of values) {
     try {

@@ -76,7 +76,7 @@ async function withDir(fn: (dir: string, torrent: string) => Promise<void>): Pro
   }
 }
 
-Deno.test("cli: a bad --peer is a usage error: exit 2, one line and the --help hint", async () => {
+Deno.test("cli: a bad --peer or --bind is a usage error: exit 2, one line and the --help hint", async () => {
   await withDir(async (dir) => {
     const cases: [string, RegExp][] = [
       ["garbage", /^error: Invalid --peer 'garbage': no port \(expected HOST:PORT/],
@@ -97,6 +97,23 @@ Deno.test("cli: a bad --peer is a usage error: exit 2, one line and the --help h
       assert.equal(all[1], "Run 'shoal download --help' for usage.");
       assert.doesNotMatch(run.stderr, /^\s+at /m);
     }
+    const bind = await cli([
+      "download",
+      "a.torrent",
+      "-o",
+      "out",
+      "--no-dht",
+      "--no-lsd",
+      "--bind",
+      "bad host",
+    ], {
+      cwd: dir,
+    });
+    assert.equal(bind.code, 2, bind.stderr);
+    assert.deepEqual(lines(bind.stderr), [
+      "error: Invalid --bind 'bad host': not an IP address or a host name (such as 127.0.0.1, ::1 or localhost)",
+      "Run 'shoal download --help' for usage.",
+    ]);
     // Nothing was started: no download folder.
     assert.equal(await Deno.stat(join(dir, "out")).then(() => true, () => false), false);
   });
