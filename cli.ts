@@ -14,6 +14,7 @@
  */
 
 import denoJson from "./deno.json" with { type: "json" };
+import { configCommand } from "./cli/config_command.ts";
 import { createCommand } from "./cli/create.ts";
 import { downloadCommand, seedCommand } from "./cli/download.ts";
 import { shareCommand } from "./cli/share.ts";
@@ -44,6 +45,7 @@ export const commands: Record<string, Command> = {
   seed: seedCommand,
   share: shareCommand,
   tracker: trackerCommand,
+  config: configCommand,
 };
 
 function usage(): string {

@@ -71,6 +71,22 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
 /** The config keys, in the order the help lists them. */
 export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 
+/**
+ * The parseArgs option a config key sets.
+ *
+ * @example
+ * ```ts
+ * import { configOption } from "./config_file.ts";
+ * console.log(configOption("port"), configOption("dht")); // "port" "no-dht"
+ * ```
+ *
+ * @param key A key of {@linkcode CONFIG_KEYS}.
+ * @returns The option's long name (the key itself for a key that is not known).
+ */
+export function configOption(key: string): string {
+  return Object.hasOwn(KEYS, key) ? (KEYS[key]?.option ?? key) : key;
+}
+
 /** Environment variables read besides `SHOAL_CONFIG` (a config file's path), by the key they set. */
 export const CONFIG_ENV: Readonly<Record<string, string>> = {
   SHOAL_PORT: "port",
@@ -220,22 +236,6 @@ export function configValueError(origin: ConfigOrigin, expected: string, value: 
   const where = origin.kind === "env" ? origin.name : `${origin.path}: ${JSON.stringify(origin.key)}`;
   const shown = /^-?\d+(\.\d+)?$/.test(value) ? value : JSON.stringify(value);
   return new ConfigError(`${where} must be ${expected} (not ${shown})`);
-}
-
-/**
- * Describes an origin for people: `~/.config/shoal/config.json ("port")` or `SHOAL_PORT`.
- *
- * @example
- * ```ts
- * import { describeOrigin } from "./config_file.ts";
- * console.log(describeOrigin({ kind: "env", name: "SHOAL_PORT" })); // "SHOAL_PORT"
- * ```
- *
- * @param origin Where a setting came from.
- * @returns The text.
- */
-export function describeOrigin(origin: ConfigOrigin): string {
-  return origin.kind === "env" ? origin.name : `${origin.path} (${JSON.stringify(origin.key)})`;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
