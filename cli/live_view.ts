@@ -25,7 +25,7 @@ export interface LiveViewOptions {
   readonly seeding: boolean;
   /** Show the peer table from the start (`--peers`). @default {false} */
   readonly peers?: boolean;
-  /** Receives a `progress` record every {@linkcode PROGRESS_RECORD_INTERVAL_MS} and at the end. */
+  /** Receives a `progress` record at the start, every {@linkcode PROGRESS_RECORD_INTERVAL_MS} and at the end. */
   readonly records?: LogSink;
   /** Milliseconds between two progress records. @default {PROGRESS_RECORD_INTERVAL_MS} */
   readonly recordIntervalMs?: number;
@@ -80,6 +80,7 @@ export class LiveView {
     torrent.addEventListener("progress", (e) => this.draw((e as CustomEvent<TorrentStats>).detail));
     const records = this.#options.records;
     if (records !== undefined) {
+      this.#record(torrent.stats());
       this.#timer = setInterval(
         () => this.#record(torrent.stats()),
         this.#options.recordIntervalMs ?? PROGRESS_RECORD_INTERVAL_MS,

@@ -41,18 +41,26 @@ interface Column {
   readonly title: string;
   readonly width: number;
   readonly right?: boolean;
+  /** When the table is too wide, the column with the highest number goes first. */
+  readonly drop: number;
   readonly cell: (p: PeerInfo) => string;
 }
 
 const COLUMNS: readonly Column[] = [
-  { title: "client", width: 8, cell: (p) => printable(p.client) },
-  { title: "dir", width: 3, cell: (p) => p.direction },
-  { title: "net", width: 3, cell: (p) => p.transport },
-  { title: "enc", width: 5, cell: (p) => encryptionName(p.encryption) },
-  { title: "flags", width: 5, cell: (p) => peerFlags(p.flags) },
-  { title: "down", width: 12, right: true, cell: (p) => `${formatBytes(Math.round(p.downloadRate))}/s` },
-  { title: "up", width: 12, right: true, cell: (p) => `${formatBytes(Math.round(p.uploadRate))}/s` },
-  { title: "have", width: 6, right: true, cell: (p) => `${p.percent.toFixed(1)}%` },
+  { title: "client", drop: 4, width: 8, cell: (p) => printable(p.client) },
+  { title: "dir", drop: 5, width: 3, cell: (p) => p.direction },
+  { title: "net", drop: 7, width: 3, cell: (p) => p.transport },
+  { title: "enc", drop: 6, width: 5, cell: (p) => encryptionName(p.encryption) },
+  { title: "flags", drop: 2, width: 5, cell: (p) => peerFlags(p.flags) },
+  {
+    title: "down",
+    drop: 0,
+    width: 12,
+    right: true,
+    cell: (p) => `${formatBytes(Math.round(p.downloadRate))}/s`,
+  },
+  { title: "up", drop: 1, width: 12, right: true, cell: (p) => `${formatBytes(Math.round(p.uploadRate))}/s` },
+  { title: "have", drop: 3, width: 6, right: true, cell: (p) => `${p.percent.toFixed(1)}%` },
 ];
 
 /** `rc4`, or `plain` for a payload in clear (after an MSE handshake or none at all). */
@@ -70,7 +78,9 @@ export interface PeerTableOptions {
 
 /**
  * The peer table: a header, then one row per peer, fastest first (download rate, then upload
- * rate, then address). Rows that do not fit `maxLines` are summed up as "… and N more".
+ * rate, then address). Columns that do not fit the width are left out, least useful first
+ * (net, enc, dir, client, have, flags, up); rows that do not fit `maxLines` are summed up as
+ * "… and N more".
  *
  * @example
  * ```ts ignore
@@ -89,22 +99,28 @@ export function peerTable(peers: readonly PeerInfo[], options: PeerTableOptions 
     b.downloadRate - a.downloadRate || b.uploadRate - a.uploadRate || a.address.localeCompare(b.address)
   );
   const addressWidth = Math.min(39, Math.max(7, ...sorted.map((p) => p.address.length)));
+  const columns = [...COLUMNS];
+  const width = () => columns.reduce((sum, c) => sum + 1 + c.width, addressWidth);
+  while (width() > max && columns.length > 0) {
+    const least = columns.reduce((a, b) => (b.drop > a.drop ? b : a));
+    columns.splice(columns.indexOf(least), 1);
+  }
   const row = (address: string, cells: string[]) =>
     cut(
       [
         address.padEnd(addressWidth),
-        ...COLUMNS.map((c, i) => {
+        ...columns.map((c, i) => {
           const text = cut(cells[i] ?? "", c.width);
           return c.right ? text.padStart(c.width) : text.padEnd(c.width);
         }),
       ].join(" ").trimEnd(),
       max,
     );
-  const lines = [row("address", COLUMNS.map((c) => c.title))];
+  const lines = [row("address", columns.map((c) => c.title))];
   const room = maxLines - 1;
   const shown = sorted.length <= room ? sorted : sorted.slice(0, Math.max(0, room - 1));
   for (const p of shown) {
-    lines.push(row(cut(printable(p.address), addressWidth), COLUMNS.map((c) => c.cell(p))));
+    lines.push(row(cut(printable(p.address), addressWidth), columns.map((c) => c.cell(p))));
   }
   if (shown.length < sorted.length) lines.push(cut(`  ... and ${sorted.length - shown.length} more`, max));
   return lines.slice(0, maxLines);

@@ -21,7 +21,9 @@ export interface SummaryContext {
 /**
  * The end-of-download report. Its first line starts `Complete: N/M pieces verified` (or
  * `Data checked: all N pieces present` for a `seed` or `share` that had everything), then
- * come the bytes received and wasted, and the bytes uploaded with the ratio.
+ * come the average rate and the whole run's duration, the bytes wasted and why (duplicate
+ * blocks, pieces that failed their check), and the bytes uploaded with the ratio. Every line
+ * but the first fits 80 columns.
  *
  * @example
  * ```ts ignore
@@ -40,33 +42,30 @@ export function downloadSummary(s: TorrentStats, context: SummaryContext): strin
     ? `Complete: ${s.wantedPieces}/${s.wantedPieces} wanted pieces verified ` +
       `(${s.completedPieces}/${s.pieceCount} in all)`
     : `Complete: ${s.completedPieces}/${s.pieceCount} pieces verified`;
+  let text = `${pieces}, ${formatBytes(s.downloaded)} downloaded this run in ${
+    s.activeSeconds.toFixed(2)
+  } s\n`;
   const average = s.activeSeconds > 0
-    ? ` (${formatBytes(Math.round(s.downloaded / s.activeSeconds))}/s average)`
+    ? `Average ${formatBytes(Math.round(s.downloaded / s.activeSeconds))}/s; `
     : "";
-  let text =
-    `${pieces}, ${formatBytes(s.downloaded)} downloaded this run in ${s.activeSeconds.toFixed(2)} s` +
-    `${average}\n`;
-  if (s.downloaded > 0) text += `  ${wasteLine(s)}\n`;
-  text += `  Uploaded ${formatBytes(s.uploaded)} (ratio ${ratio(s)}); ${
+  text += `  ${average}${
     formatDuration(context.elapsedSeconds)
-  } in all\n`;
+  } in all (data check and connecting included)\n`;
+  if (s.downloaded > 0) text += wasteLines(s);
+  text += `  Uploaded ${formatBytes(s.uploaded)} (ratio ${ratio(s)})\n`;
   return text;
 }
 
-/** "Received X for Y of data: none wasted" or what was wasted, and why. */
-function wasteLine(s: TorrentStats): string {
-  const head = `Received ${formatBytes(s.downloaded)} of piece data for ${formatBytes(s.wantedBytes)} wanted`;
-  if (s.wastedBytes === 0) return `${head}: none wasted`;
-  const causes: string[] = [];
-  if (s.duplicateBytes > 0) causes.push(`${formatBytes(s.duplicateBytes)} duplicate or unneeded blocks`);
+/** Where received bytes went to waste, one cause a line. */
+function wasteLines(s: TorrentStats): string {
+  if (s.wastedBytes === 0) return "  Wasted: nothing (every byte received was used)\n";
+  let text = `  Wasted ${formatBytes(s.wastedBytes)} of the ${formatBytes(s.downloaded)} received:\n`;
+  if (s.duplicateBytes > 0) text += `    ${formatBytes(s.duplicateBytes)} in duplicate or unneeded blocks\n`;
   if (s.failedBytes > 0) {
-    causes.push(
-      `${formatBytes(s.failedBytes)} in ${s.failedPieces} ${
-        s.failedPieces === 1 ? "piece" : "pieces"
-      } that failed the hash check (downloaded again)`,
-    );
+    const pieces = s.failedPieces === 1 ? "1 piece" : `${s.failedPieces} pieces`;
+    text += `    ${formatBytes(s.failedBytes)} in ${pieces} that failed the hash check (downloaded again)\n`;
   }
-  return `${head}: ${formatBytes(s.wastedBytes)} wasted (${causes.join(", ")})`;
+  return text;
 }
 
 /**
