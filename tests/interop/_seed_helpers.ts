@@ -9,6 +9,7 @@
 
 import { join } from "node:path";
 import { LineProcess, REPO_ROOT } from "./_download_helpers.ts";
+import { HERMETIC_ENV } from "../_cli_io.ts";
 
 /** Options of {@linkcode startSeedCli}. */
 export interface SeedCliOptions {
@@ -76,22 +77,29 @@ export async function startSeedCli(
   const timeoutMs = options.readyTimeoutMs ?? 60_000;
   const [command, ...wrapperArgs] = [...(options.wrapper ?? []), Deno.execPath()];
   const name = options.wrapper ? `shoal seed (${options.wrapper.join(" ")})` : "shoal seed";
-  const child = new LineProcess(name, command!, [
-    ...wrapperArgs,
-    "run",
-    "-A",
-    ...(options.denoFlags ?? []),
-    join(REPO_ROOT, "cli.ts"),
-    "seed",
-    torrentPath,
-    dataDir,
-    "--bind",
-    "127.0.0.1",
-    "--log-level",
-    "info",
-    "-q",
-    ...(options.args ?? []),
-  ], REPO_ROOT);
+  // HERMETIC_ENV: the machine's config file and SHOAL_* variables stay out of the test.
+  const child = new LineProcess(
+    name,
+    command!,
+    [
+      ...wrapperArgs,
+      "run",
+      "-A",
+      ...(options.denoFlags ?? []),
+      join(REPO_ROOT, "cli.ts"),
+      "seed",
+      torrentPath,
+      dataDir,
+      "--bind",
+      "127.0.0.1",
+      "--log-level",
+      "info",
+      "-q",
+      ...(options.args ?? []),
+    ],
+    REPO_ROOT,
+    { ...HERMETIC_ENV },
+  );
   try {
     const listening = await child.waitForLine(
       (l) => /^Listening on port \d+/.test(l),

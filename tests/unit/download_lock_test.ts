@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { DownloadLock, downloadLockPath } from "../../lib/storage/folder_lock.ts";
 import { createTorrent, parseMetainfo, ShoalError, StorageError } from "../../mod.ts";
+import { HERMETIC_ENV } from "../_cli_io.ts";
 
 const CLI = fromFileUrl(new URL("../../cli.ts", import.meta.url));
 
@@ -40,6 +41,7 @@ function downloadArgs(torrentPath: string, out: string): string[] {
 function download(torrentPath: string, out: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args: downloadArgs(torrentPath, out),
+    env: { ...HERMETIC_ENV },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -103,6 +105,7 @@ Deno.test("a second shoal download of the same torrent into the same folder exit
       const before = await snapshot(out);
       const second = await new Deno.Command(Deno.execPath(), {
         args: downloadArgs(torrentPath, out),
+        env: { ...HERMETIC_ENV },
         stdin: "null",
         signal: AbortSignal.timeout(60_000),
       }).output();
