@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main } from "../../cli.ts";
 import { downloadSummary } from "../../cli/summary_view.ts";
-import { createTorrent, parseMetainfo, Session } from "../../mod.ts";
 import { captureIO, HERMETIC_ENV } from "../_cli_io.ts";
+import { withSlowSeed } from "../_slow_seed.ts";
 
 // The download's live view as a user sees it: in a real pseudo-terminal of 80 columns the
 // status line never passes the width and redraws add no lines; the end of a download says
@@ -13,95 +13,63 @@ import { captureIO, HERMETIC_ENV } from "../_cli_io.ts";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const PIECES = 64;
 
-/** A shoal Session seeding a 2 MiB file on 127.0.0.1, upload-limited so a download takes seconds. */
-async function withSlowSeed(
-  uploadLimit: number,
-  fn: (torrentPath: string, port: number, dir: string) => Promise<void>,
-): Promise<void> {
-  // A short path: the header line names the folder, and should not wrap at 80 columns either.
-  const dir = await Deno.makeTempDir({ prefix: "lv" });
-  try {
-    await Deno.mkdir(join(dir, "seed"));
-    const data = new Uint8Array(PIECES * 32768).map((_, i) => (i * 13 + (i >> 10)) & 0xff);
-    await Deno.writeFile(join(dir, "seed", "data.bin"), data);
-    const made = await createTorrent(join(dir, "seed", "data.bin"), {
-      pieceLength: 32768,
-      creationDate: null,
-    });
-    await Deno.writeFile(join(dir, "data.torrent"), made.torrent);
-    await using seeder = new Session({
-      downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
-      uploadLimit,
-      lsd: false,
-      logSinks: [],
-    });
-    await seeder.add(parseMetainfo(made.torrent));
-    await fn(join(dir, "data.torrent"), seeder.port, dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 // deno-lint-ignore no-control-regex
 const CSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 Deno.test("in an 80-column pseudo-terminal every drawn line fits and redraws add no lines", async () => {
-  await withSlowSeed(512 * 1024, async (torrentPath, port, dir) => {
-    // The DHT and a (dead) tracker are on, so the full line has every field and is past 80.
-    const command = [
-      "stty cols 80 rows 24;",
-      "exec",
-      Deno.execPath(),
-      "run -A",
-      join(ROOT, "cli.ts"),
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      "--bind 127.0.0.1 --no-lsd --tracker udp://127.0.0.1:9/announce",
-    ].join(" ");
-    const output = await new Deno.Command("script", {
-      args: ["-qfec", command, "/dev/null"],
-      env: { ...HERMETIC_ENV, NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(60_000),
-    }).output();
-    const text = new TextDecoder().decode(output.stdout);
-    assert.equal(output.code, 0, text + new TextDecoder().decode(output.stderr));
-    const drawn = text.replace(CSI, "").split(/[\r\n]/).filter((line) => line !== "");
-    const status = drawn.filter((line) => /^\s*\d+\.\d% {2}/.test(line));
-    assert.ok(status.length >= 5, `only ${status.length} status lines drawn:\n${drawn.join("\n")}`);
-    for (const line of drawn) {
-      assert.ok(line.length <= 80, `a line of ${line.length} columns: ${JSON.stringify(line)}`);
-    }
-    for (const line of status) assert.ok(line.length <= 79, `status line of ${line.length} columns: ${line}`);
-    // Line feeds: the header, any warnings, the final status line and the summary; not one per redraw.
-    const feeds = text.split("\n").length - 1;
-    assert.ok(feeds <= 12, `${feeds} line feeds for ${status.length} redraws:\n${text.replace(CSI, "")}`);
-    assert.match(status.at(-1)!, /complete/);
-  });
+  // A short folder name: the header line names it, and should not wrap at 80 columns either.
+  await withSlowSeed(
+    { pieces: PIECES, uploadLimit: 512 * 1024, prefix: "lv" },
+    async ({ torrentPath, port, dir }) => {
+      // The DHT and a (dead) tracker are on, so the full line has every field and is past 80.
+      const command = [
+        "stty cols 80 rows 24;",
+        "exec",
+        Deno.execPath(),
+        "run -A",
+        join(ROOT, "cli.ts"),
+        "download",
+        torrentPath,
+        "-o",
+        join(dir, "out"),
+        "--peer",
+        `127.0.0.1:${port}`,
+        "--bind 127.0.0.1 --no-lsd --tracker udp://127.0.0.1:9/announce",
+      ].join(" ");
+      const output = await new Deno.Command("script", {
+        args: ["-qfec", command, "/dev/null"],
+        env: { ...HERMETIC_ENV, NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).output();
+      const text = new TextDecoder().decode(output.stdout);
+      assert.equal(output.code, 0, text + new TextDecoder().decode(output.stderr));
+      const drawn = text.replace(CSI, "").split(/[\r\n]/).filter((line) => line !== "");
+      const status = drawn.filter((line) => /^\s*\d+\.\d% {2}/.test(line));
+      assert.ok(status.length >= 5, `only ${status.length} status lines drawn:\n${drawn.join("\n")}`);
+      for (const line of drawn) {
+        assert.ok(line.length <= 80, `a line of ${line.length} columns: ${JSON.stringify(line)}`);
+      }
+      for (const line of status) {
+        assert.ok(
+          line.length <= 79,
+          `status line of ${line.length} columns: ${line}`,
+        );
+      }
+      // Line feeds: the header, any warnings, the final status line and the summary; not one per redraw.
+      const feeds = text.split("\n").length - 1;
+      assert.ok(feeds <= 12, `${feeds} line feeds for ${status.length} redraws:\n${text.replace(CSI, "")}`);
+      assert.match(status.at(-1)!, /complete/);
+    },
+  );
 });
 
 Deno.test("a download that exits ends on 'complete', then sums up rate, waste, upload and duration", async () => {
-  await withSlowSeed(0, async (torrentPath, port, dir) => {
+  await withSlowSeed({ pieces: PIECES, uploadLimit: 0 }, async (seed) => {
     const { io, err } = captureIO();
-    const code = await main([
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      "--bind",
-      "127.0.0.1",
-      "--no-dht",
-      "--no-lsd",
-    ], io);
+    const code = await main(seed.downloadArgs("out"), io);
     assert.equal(code, 0, err());
     const lines = err().split("\n");
     const complete = lines.findIndex((l) => l.startsWith("Complete: "));
@@ -123,23 +91,9 @@ Deno.test("a download that exits ends on 'complete', then sums up rate, waste, u
 });
 
 Deno.test("with --seed the last status line says seeding, and the seeding summary gives duration and ratio", async () => {
-  await withSlowSeed(0, async (torrentPath, port, dir) => {
+  await withSlowSeed({ pieces: PIECES, uploadLimit: 0 }, async (seed) => {
     const { io, err } = captureIO();
-    const code = await main([
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      "--bind",
-      "127.0.0.1",
-      "--no-dht",
-      "--no-lsd",
-      "--seed",
-      "--seed-time",
-      "1",
-    ], io);
+    const code = await main(seed.downloadArgs("out", "--seed", "--seed-time", "1"), io);
     assert.equal(code, 0, err());
     const lines = err().split("\n");
     const complete = lines.findIndex((l) => l.startsWith("Complete: "));
@@ -154,24 +108,9 @@ Deno.test("with --seed the last status line says seeding, and the seeding summar
 });
 
 Deno.test("--log jsonl:- carries progress records under the default --log-level, not shown on stderr", async () => {
-  await withSlowSeed(1024 * 1024, async (torrentPath, port, dir) => {
+  await withSlowSeed({ pieces: PIECES, uploadLimit: 1024 * 1024 }, async (seed) => {
     const { io, out, err } = captureIO();
-    const code = await main([
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      "--bind",
-      "127.0.0.1",
-      "--no-dht",
-      "--no-lsd",
-      "--log",
-      "jsonl:-",
-      "--log",
-      "pretty",
-    ], io);
+    const code = await main(seed.downloadArgs("out", "--log", "jsonl:-", "--log", "pretty"), io);
     assert.equal(code, 0, err());
     const records = out().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
     const progress = records.filter((r) => r.category === "progress");

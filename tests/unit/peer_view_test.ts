@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { main } from "../../cli.ts";
 import type { ConsoleSize } from "../../cli/common.ts";
 import { scriptedKeys } from "../../cli/keys.ts";
 import { peerFlags, peerTable } from "../../cli/peer_view.ts";
-import { createTorrent, parseMetainfo, type PeerInfo, Session } from "../../mod.ts";
+import type { PeerInfo } from "../../mod.ts";
 import { captureIO } from "../_cli_io.ts";
+import { withSlowSeed } from "../_slow_seed.ts";
 
 // The peer table (columns, flags, width, height), and the live view's keys: `p` shows it,
 // Ctrl+C as a byte interrupts like SIGINT.
@@ -79,51 +79,18 @@ Deno.test("the peer table: fastest first, every column, within the width and the
   assert.deepEqual(peerTable([], { columns: 80 }), ["  (no peers connected)"]);
 });
 
-/** A rate-limited shoal seed of a 1.5 MiB file on 127.0.0.1, for CLI downloads. */
-async function withSlowSeed(fn: (torrentPath: string, port: number, dir: string) => Promise<void>) {
-  const dir = await Deno.makeTempDir({ prefix: "shoal_peer_view_" });
-  try {
-    await Deno.mkdir(join(dir, "seed"));
-    const data = new Uint8Array(1536 * 1024).map((_, i) => (i * 7 + (i >> 9)) & 0xff);
-    await Deno.writeFile(join(dir, "seed", "data.bin"), data);
-    const made = await createTorrent(join(dir, "seed", "data.bin"), {
-      pieceLength: 32768,
-      creationDate: null,
-    });
-    await Deno.writeFile(join(dir, "data.torrent"), made.torrent);
-    await using seeder = new Session({
-      downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
-      uploadLimit: 512 * 1024,
-      lsd: false,
-      logSinks: [],
-    });
-    await seeder.add(parseMetainfo(made.torrent));
-    await fn(join(dir, "data.torrent"), seeder.port, dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-const ARGS = ["--bind", "127.0.0.1", "--no-dht", "--no-lsd", "--encryption", "disable"];
+const PLAIN = ["--encryption", "disable"];
+const SEED = { pieces: 48, uploadLimit: 512 * 1024 };
 const SIZE: ConsoleSize = { columns: 100, rows: 30 };
 
 Deno.test("key p in the live view shows the peer table, redrawn in place", async () => {
-  await withSlowSeed(async (torrentPath, port, dir) => {
+  await withSlowSeed(SEED, async (seed) => {
     const { io, err } = captureIO({
       isTerminal: true,
       consoleSize: () => SIZE,
       keys: scriptedKeys(["p"], 300),
     });
-    const code = await main([
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      ...ARGS,
-    ], io);
+    const code = await main(seed.downloadArgs("out", ...PLAIN), io);
     assert.equal(code, 0, err());
     assert.match(err(), /address\s+client\s+dir\s+net\s+enc\s+flags\s+down\s+up\s+have/);
     assert.match(err(), /127\.0\.0\.1:\d+\s+SH\w+\s+out\s+tcp\s+plain\s+D/);
@@ -132,19 +99,18 @@ Deno.test("key p in the live view shows the peer table, redrawn in place", async
 });
 
 Deno.test("without --peers or a key, no peer table is drawn; with --peers it is", async () => {
-  await withSlowSeed(async (torrentPath, port, dir) => {
+  await withSlowSeed(SEED, async (seed) => {
     const plain = captureIO({ isTerminal: true, consoleSize: () => SIZE });
-    const args = ["download", torrentPath, "--peer", `127.0.0.1:${port}`, ...ARGS];
-    assert.equal(await main([...args, "-o", join(dir, "a")], plain.io), 0, plain.err());
+    assert.equal(await main(seed.downloadArgs("a", ...PLAIN), plain.io), 0, plain.err());
     assert.doesNotMatch(plain.err(), /address\s+client/);
     const shown = captureIO({ isTerminal: false });
-    assert.equal(await main([...args, "-o", join(dir, "b"), "--peers"], shown.io), 0, shown.err());
+    assert.equal(await main(seed.downloadArgs("b", ...PLAIN, "--peers"), shown.io), 0, shown.err());
     assert.match(shown.err(), /^address\s+client\s+dir/m, "off a terminal the table is printed as a block");
   });
 });
 
 Deno.test("Ctrl+C read as a key (a terminal in raw mode) interrupts the download: exit 130", async () => {
-  await withSlowSeed(async (torrentPath, port, dir) => {
+  await withSlowSeed(SEED, async (seed) => {
     const controller = new AbortController();
     const { io, err } = captureIO({
       isTerminal: true,
@@ -154,15 +120,7 @@ Deno.test("Ctrl+C read as a key (a terminal in raw mode) interrupts the download
       interrupt: () => controller.abort(new DOMException("Interrupted", "AbortError")),
     });
     const started = performance.now();
-    const code = await main([
-      "download",
-      torrentPath,
-      "-o",
-      join(dir, "out"),
-      "--peer",
-      `127.0.0.1:${port}`,
-      ...ARGS,
-    ], io);
+    const code = await main(seed.downloadArgs("out", ...PLAIN), io);
     assert.equal(code, 130, err());
     assert.match(err(), /Interrupted with \d+\/48 pieces/);
     assert.ok(performance.now() - started < 2500, "the download ran on after the key");
