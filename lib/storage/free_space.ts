@@ -48,19 +48,27 @@ export async function bytesToWrite(
   for (let i = 0; i < meta.files.length; i++) {
     const file = meta.files[i]!;
     if (file.pad || file.length === 0 || options.skipFiles?.has(i)) continue;
-    let allocated = 0;
-    try {
-      const info = await stat(resolveInside(absRoot, file.safePath));
-      // st_blocks counts 512-byte units whatever the block size; a file system that does not
-      // report it gives 0, and the apparent size is used then.
-      allocated = info.isFile() ? (info.blocks > 0 ? info.blocks * 512 : info.size) : 0;
-    } catch (error) {
-      const code = errorCode(error);
-      if (code !== "ENOENT" && code !== "ENOTDIR") throw error;
-    }
-    needed += Math.max(0, file.length - allocated);
+    needed += Math.max(0, file.length - (await allocatedBytes(absRoot, file.safePath)));
   }
   return needed;
+}
+
+/**
+ * Bytes allocated on disk for a file of the torrent: 0 when it is missing, or its path cannot
+ * be used (opening the storage reports that problem, with its own clear message).
+ */
+async function allocatedBytes(root: string, relative: string): Promise<number> {
+  let info;
+  try {
+    info = await stat(resolveInside(root, relative));
+  } catch {
+    // Missing (the usual case), or a path that FileStorage.open refuses with its own message:
+    // the whole file counts as still needed.
+    return 0;
+  }
+  // st_blocks counts 512-byte units whatever the block size; a file system that does not report
+  // it gives 0, and the apparent size is used then.
+  return info.isFile() ? (info.blocks > 0 ? info.blocks * 512 : info.size) : 0;
 }
 
 /** What {@linkcode freeSpace} found. */
@@ -128,7 +136,16 @@ export async function checkFreeSpace(
 ): Promise<void> {
   const needed = await bytesToWrite(root, meta, options);
   if (needed === 0) return;
-  const { free, mount } = await freeSpace(root);
+  let space: FreeSpace;
+  try {
+    space = await freeSpace(root);
+  } catch (error) {
+    // No answer (statfs unsupported, a folder we may not look into): nothing to go by, so the
+    // download starts, and a full disk is still reported when a write finds it.
+    if (errorCode(error) !== undefined) return;
+    throw error;
+  }
+  const { free, mount } = space;
   if (needed <= free) return;
   throw new DiskFullError(
     `Not enough free space for ${resolve(root)}: the download needs ${formatSize(needed)} more, ` +
