@@ -377,8 +377,12 @@ export class ProgressLine {
    * @param text Whole lines, each ending in a line break.
    */
   print(text: string): void {
-    if (!this.#io.isTerminal || !this.#drawn) {
+    if (!this.#io.isTerminal) {
       this.#queue(text);
+      return;
+    }
+    if (!this.#drawn) {
+      this.#queue(`\r\x1b[K${text}`);
       return;
     }
     const view = this.#view;
