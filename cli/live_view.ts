@@ -54,6 +54,8 @@ export class LiveView {
   #closed = false;
 
   /**
+   * Creates the view; nothing is drawn, and no key read, before {@linkcode LiveView.attach}.
+   *
    * @param io Where to draw, the keys, and `interrupt` for a Ctrl+C key.
    * @param options What to draw and where records go.
    */
