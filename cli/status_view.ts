@@ -39,7 +39,9 @@ export interface StatusLineOptions {
 
 /**
  * The parts of the status line, in display order, each with its priority: percent, sizes,
- * download rate, upload rate, peers, ETA (or the state), trackers, DHT, most important first.
+ * download rate, upload rate, peers, ETA, trackers, DHT, most important first; once the
+ * torrent is complete, its state ("complete", or "seeding, uploaded …") comes right after
+ * the sizes.
  *
  * @example
  * ```ts ignore
@@ -84,10 +86,11 @@ export function statusFields(s: TorrentStats, options: StatusLineOptions = {}): 
       name: "state",
       text: `seeding, uploaded ${formatBytes(s.uploaded)}`,
       short: `seeding, up ${compactBytes(s.uploaded)}`,
-      priority: 5,
+      priority: 1.5,
     });
   } else if (complete) {
-    fields.push({ name: "state", text: "complete", priority: 5 });
+    // Once complete, the state says more than the rates: it is kept before them.
+    fields.push({ name: "state", text: "complete", priority: 1.5 });
   } else {
     fields.push({ name: "eta", text: `ETA ${s.eta === null ? "--" : formatDuration(s.eta)}`, priority: 5 });
   }

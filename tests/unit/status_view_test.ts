@@ -90,6 +90,12 @@ Deno.test("a complete torrent's line says complete, and seeding only when seedin
   assert.doesNotMatch(exiting, /ETA/);
   assert.match(statusLine(done, { columns: 200, seeding: true }), /seeding, uploaded 1\.18 MiB/);
   assert.match(statusLine(STATS, { columns: 200, seeding: true }), /ETA/);
+  // On a narrow terminal the state stays, before the rates.
+  assert.match(statusLine(done, { columns: 40 }), /^100\.0% {2}[0-9. KMGiB]+\/[0-9. KMGiB]+ {2}complete$/);
+  assert.match(
+    statusLine(done, { columns: 40, seeding: true }),
+    /^100\.0% {2}[0-9. KMGiB]+\/[0-9. KMGiB]+ {2}seeding, up /,
+  );
 });
 
 /** A tiny terminal: printable characters (wrapping at the width), \r, \n, ESC[K, ESC[nA, ESC[J. */
