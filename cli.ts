@@ -32,6 +32,8 @@ import {
   writeText,
 } from "./cli/common.ts";
 
+import { guardOutput } from "./cli/output_guard.ts";
+
 export type { CliIO, Command } from "./cli/common.ts";
 
 /** The version printed by `--version`. */
@@ -125,12 +127,26 @@ if (import.meta.main) {
   // Ctrl+C and a service manager's SIGTERM both stop cleanly (resume data is saved).
   Deno.addSignalListener("SIGINT", onInterrupt);
   Deno.addSignalListener("SIGTERM", onInterrupt);
+  // Output into a closed pipe stops the run too, as SIGPIPE would (resume data is saved).
+  let pipeClosed = false;
+  const onPipeClosed = () => {
+    pipeClosed = true;
+    controller.abort(new DOMException("Output pipe closed", "AbortError"));
+  };
+  const streams = defaultIO();
   // A Ctrl+C read as a key by the live view (the terminal in cbreak mode) interrupts the same way.
-  const io = { ...defaultIO(), signal: controller.signal, interrupt: onInterrupt };
+  const io = {
+    ...streams,
+    stdout: guardOutput(streams.stdout, onPipeClosed),
+    stderr: guardOutput(streams.stderr, onPipeClosed),
+    signal: controller.signal,
+    interrupt: onInterrupt,
+  };
   // main() reports its own errors; this catches what escapes it (a write to a closed stderr).
-  const code = await main(Deno.args, io).catch((error: unknown) =>
+  const result = await main(Deno.args, io).catch((error: unknown) =>
     isBrokenPipe(error) ? EXIT_BROKEN_PIPE : 1
   );
+  const code = pipeClosed ? EXIT_BROKEN_PIPE : result;
   Deno.removeSignalListener("SIGINT", onInterrupt);
   Deno.removeSignalListener("SIGTERM", onInterrupt);
   Deno.exit(code);

@@ -245,6 +245,51 @@ Deno.test("cli: output into a pipe whose reader has left exits 141 and prints no
   });
 });
 
+Deno.test("cli: a download whose output pipe closes while it runs stops soon, saves its resume data, exits 141", async () => {
+  await withDir(async (dir) => {
+    await Deno.mkdir(join(dir, "seed"));
+    await Deno.writeFile(
+      join(dir, "seed", "big.bin"),
+      new Uint8Array(4 * 1024 * 1024).map((_, i) => (i * 7) & 0xff),
+    );
+    const made = await createTorrent(join(dir, "seed", "big.bin"), {
+      pieceLength: 65536,
+      creationDate: null,
+    });
+    await Deno.writeFile(join(dir, "big.torrent"), made.torrent);
+    await using seeder = new Session({ downloadDir: join(dir, "seed"), hostname: "127.0.0.1", logSinks: [] });
+    await seeder.add(parseMetainfo(made.torrent));
+    // At 256 KiB/s the download would take 16 s; `| head -c 100` on its JSON records.
+    const args = ["download", "big.torrent", "-o", "out", "--peer", `127.0.0.1:${seeder.port}`, ...LOCAL];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, ...args, "--down-limit", "256k", "--log", "jsonl:-"],
+      cwd: dir,
+      env: ENV,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const started = Date.now();
+    const reader = child.stdout.getReader();
+    const first = await reader.read();
+    assert.ok(first.value !== undefined && first.value.length > 0, "no JSON record at all");
+    await reader.cancel();
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    clearTimeout(timer);
+    assert.equal(status.signal, null, `killed at the deadline:\n${stderr}`);
+    assert.equal(status.code, 141, stderr);
+    assert.ok(Date.now() - started < 12_000, `ran ${Date.now() - started} ms after its reader left`);
+    assert.match(lines(stderr).at(-1)!, /^Interrupted with \d+\/64 pieces: resume data saved$/);
+    assert.doesNotMatch(stderr, /^error:|^\s+at /m, stderr);
+    const meta = parseMetainfo(made.torrent);
+    assert.ok(
+      await readResume(join(dir, "out", ".shoal", `${meta.infoHashHex}.resume`), meta),
+      "no resume data",
+    );
+  });
+});
+
 Deno.test({
   name:
     "cli: a download that fills the disk says so once, naming the file and the sizes, and keeps its resume data",
