@@ -19,16 +19,21 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `deno run -A cli.ts ...args`, killed (and the test failed) after `ms`. */
-async function cli(args: string[], options: { cwd: string; ms?: number }): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
+/** Starts `deno run -A cli.ts ...args` with stdout and stderr piped. */
+function spawnCli(args: string[], cwd: string): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
-    cwd: options.cwd,
+    cwd,
     env: ENV,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+}
+
+/** Runs `deno run -A cli.ts ...args`, killed (and the test failed) after `ms`. */
+async function cli(args: string[], options: { cwd: string; ms?: number }): Promise<Run> {
+  const child = spawnCli(args, options.cwd);
   const ms = options.ms ?? 30_000;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), ms)));
@@ -206,14 +211,7 @@ Deno.test("cli: output into a pipe whose reader has left exits 141 and prints no
   await withDir(async (dir) => {
     await Deno.writeFile(join(dir, "many.torrent"), manyFilesTorrent(6000));
     for (const args of [["info", "many.torrent", "--max-files", "0"], ["info", "many.torrent", "--json"]]) {
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, ...args],
-        cwd: dir,
-        env: ENV,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      const child = spawnCli(args, dir);
       const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
       // Like `| head -c 10`: read a few bytes, then close the pipe.
       const reader = child.stdout.getReader();
@@ -227,14 +225,7 @@ Deno.test("cli: output into a pipe whose reader has left exits 141 and prints no
       assert.equal(status.code, 141, `${args.join(" ")}`);
     }
     // A download whose stderr is a closed pipe stops at its first line, quietly.
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CLI, "download", "many.torrent", "-o", "out", ...LOCAL],
-      cwd: dir,
-      env: ENV,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnCli(["download", "many.torrent", "-o", "out", ...LOCAL], dir);
     await child.stderr.cancel();
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     const [status, stdout] = await Promise.all([child.status, new Response(child.stdout).text()]);
@@ -261,14 +252,7 @@ Deno.test("cli: a download whose output pipe closes while it runs stops soon, sa
     await seeder.add(parseMetainfo(made.torrent));
     // At 256 KiB/s the download would take 16 s; `| head -c 100` on its JSON records.
     const args = ["download", "big.torrent", "-o", "out", "--peer", `127.0.0.1:${seeder.port}`, ...LOCAL];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CLI, ...args, "--down-limit", "256k", "--log", "jsonl:-"],
-      cwd: dir,
-      env: ENV,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnCli([...args, "--down-limit", "256k", "--log", "jsonl:-"], dir);
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     const started = Date.now();
     const reader = child.stdout.getReader();
