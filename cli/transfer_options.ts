@@ -64,7 +64,8 @@ export function transferHelp(options: TransferHelpOptions = {}): string {
 
 /** Every help entry, one option each (continuation lines are indented past the flags). */
 const HELP_LINES = `      --config FILE       Read settings from this JSON file (default:
-                          ~/.config/shoal/config.json, or $SHOAL_CONFIG); flags override it
+                          ~/.config/shoal/config.json, or $SHOAL_CONFIG); flags override
+                          it. 'shoal config' shows the settings and where each comes from
       --port N            Listening port (default: a random free port)
       --bind ADDRESS      Address to listen on (default: all interfaces, IPv6 and IPv4)
       --peer HOST:PORT    Connect to this peer; repeatable
