@@ -16,6 +16,7 @@ import {
   withUsageErrors,
   writeText,
 } from "./common.ts";
+import { checkSeedData } from "./seed_data.ts";
 import { loadSelector } from "./selector_loader.ts";
 import { readTorrentArgument } from "./torrent_argument.ts";
 import { runTransfer, type SeedGoal } from "./transfer.ts";
@@ -44,21 +45,32 @@ Options:
                           module exporting a PieceSelector (e.g. ./my_selector.ts)
       --seed              Keep seeding after the download completes (until Ctrl+C,
                           --seed-ratio or --seed-time)
-      --seed-ratio R      With --seed: stop once uploaded / size reaches R (e.g. 1.5)
-      --seed-time T       With --seed: stop after T (seconds, or 30m, 2h, 1d)
+      --seed-ratio R      Seed after the download until uploaded / size reaches R (e.g.
+                          1.5); implies --seed
+      --seed-time T       Seed after the download for T (seconds, or 30m, 2h, 1d);
+                          implies --seed
 ${TRANSFER_HELP}
+
+Exit codes: 0 when every wanted piece is verified (and a seeding goal, if any, is reached),
+130 on Ctrl+C (also while checking data or fetching metadata), 1 on an error, 2 on a usage
+error.
 `;
 
 const SEED_USAGE = `Usage: shoal seed <torrent> <data-dir> [options]
 
-Seeds a torrent whose file or folder is in <data-dir>, until Ctrl+C. The data is checked
-first (instantly when resume data matches); missing pieces are downloaded first. Use --peer
-to dial leechers (Transmission, for one, only downloads from peers that dial it).
+Seeds a torrent whose file or folder is in <data-dir> (the folder that holds it, not the
+data folder itself), until Ctrl+C. The data is checked first (instantly when resume data
+matches); missing pieces are downloaded first, but data that is not there at all is refused
+(use 'shoal download'). Use --peer to dial leechers (Transmission, for one, only downloads
+from peers that dial it).
 
 Options:
       --seed-ratio R      Stop once uploaded / size reaches R
       --seed-time T       Stop after T (seconds, or 30m, 2h, 1d)
 ${TRANSFER_HELP}
+
+Exit codes: 0 when --seed-ratio or --seed-time is reached, 130 on Ctrl+C (during the data
+check or while seeding alike), 1 on an error, 2 on a usage error.
 `;
 
 /** The `download` command. */
@@ -145,7 +157,10 @@ export const seedCommand: Command = {
     const settings = transferSettings("seed", values, io);
     const goal = seedGoal("seed", values, true);
     const metainfo = await readTorrentArgument(source, cwd);
-    return await runTransfer({ command: "seed", metainfo, dir: resolve(cwd, dataDir), settings, goal }, io);
+    const dir = resolve(cwd, dataDir);
+    // Before anything is created: the data must be below <data-dir>, not be <data-dir>.
+    await checkSeedData(metainfo, dir);
+    return await runTransfer({ command: "seed", metainfo, dir, settings, goal }, io);
   },
 };
 

@@ -54,6 +54,12 @@ Options:
       --seed-ratio R      Stop once uploaded / size reaches R
       --seed-time T       Stop after T (seconds, or 30m, 2h, 1d)
 ${transferHelp({ omit: ["tracker"] })}
+
+The magnet link's x.pe lists the addresses this listener serves (--bind's address, or this
+machine's addresses when it listens on all of them).
+
+Exit codes: 0 when --seed-ratio or --seed-time is reached, 130 on Ctrl+C (while hashing,
+checking or seeding alike), 1 on an error, 2 on a usage error.
 `;
 
 /** The `share` command. */
@@ -134,7 +140,8 @@ export const shareCommand: Command = {
           name: metainfo.name,
           trackers: metainfo.announceList.flat(),
           webSeeds: [],
-          peers: localAddresses(session.port),
+          // Only what the listener really serves: with --bind 127.0.0.1, just that.
+          peers: session.listenAddresses.slice(0, 8),
         });
         await writeText(
           io.stdout,
@@ -164,26 +171,6 @@ async function writeTorrentFile(path: string, bytes: Uint8Array, infoHash: strin
   if (!same) {
     throw new StorageError(`Cannot write ${path}: it holds another torrent (use -o to choose a path)`);
   }
-}
-
-/** Our addresses other peers could dial (non-loopback first; loopback when there is nothing else). */
-function localAddresses(port: number): string[] {
-  const out: string[] = [];
-  try {
-    for (const nic of Deno.networkInterfaces()) {
-      if (nic.address.startsWith("127.") || nic.address === "::1" || nic.address.startsWith("fe80:")) {
-        continue;
-      }
-      out.push(nic.family === "IPv6" ? `[${nic.address}]:${port}` : `${nic.address}:${port}`);
-    }
-  } catch (error) {
-    // Without --allow-sys the interfaces are unknown: the magnet link still carries the trackers.
-    if (!(error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied)) {
-      throw error;
-    }
-  }
-  if (out.length === 0) out.push(`127.0.0.1:${port}`);
-  return out.slice(0, 8);
 }
 
 async function isSymlink(path: string): Promise<boolean> {

@@ -7,16 +7,35 @@
  */
 
 import {
+  type CheckProgress,
   isMagnetLink,
   type MagnetLink,
+  type MetadataFetchStatus,
   type Metainfo,
   mse,
+  NO_METADATA_STATUS,
   type PieceSelector,
   Session,
+  ShoalError,
   type Torrent,
 } from "../mod.ts";
-import { type CliIO, EXIT_OK, formatBytes, printable, ProgressLine, writeText } from "./common.ts";
+import {
+  type CliIO,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  formatBytes,
+  printable,
+  ProgressLine,
+  writeText,
+} from "./common.ts";
 import { openLogSinks } from "./log_targets.ts";
+import {
+  checkingLine,
+  metadataLine,
+  metadataTimeoutMessage,
+  noPeerSourceWarning,
+  startupReport,
+} from "./startup_view.ts";
 import { LiveView } from "./live_view.ts";
 import { dhtReport, trackerReport } from "./status_view.ts";
 import { downloadSummary, seedSummary } from "./summary_view.ts";
@@ -63,7 +82,8 @@ export interface TransferPlan {
  *
  * @param plan What to run.
  * @param io Where to print; `io.signal` is Ctrl+C.
- * @returns The exit code: 0 when every piece is verified, 130 when interrupted.
+ * @returns The exit code: 0 when every piece is verified (and a seeding goal, if any, is
+ * reached), 130 when interrupted (during the data check, the download or seeding alike).
  */
 export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number> {
   const { settings } = plan;
@@ -125,20 +145,58 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
           magnet.name === undefined ? magnet.infoHashHex : `${printable(magnet.name)} (${magnet.infoHashHex})`
         } from peers\n`,
     );
+    await writeText(io.stderr, peerSourceWarning(plan, metainfo));
+    // The start-up check and a magnet link's fetch draw on the progress line while add() runs.
+    let checking: CheckProgress | undefined;
+    let fetchStatus: MetadataFetchStatus = NO_METADATA_STATUS;
+    const dhtNodes = () => (session.dht === null ? null : session.dht.nodeCount);
+    const drawFetch = () => progress?.update(metadataLine(fetchStatus, dhtNodes()));
+    const fetchTimer = magnet === null ? undefined : setInterval(drawFetch, 1000);
+    if (magnet !== null) drawFetch();
     try {
       torrent = await session.add(metainfo, {
         peers: settings.peers,
         ...(settings.trackers.length > 0 ? { trackers: settings.trackers } : {}),
         ...(plan.selectFiles ? { selectFiles: plan.selectFiles } : {}),
         ...(io.signal ? { signal: io.signal } : {}),
+        metadataTimeoutMs: settings.metadataTimeout * 1000,
+        onMetadataStatus: (status) => {
+          fetchStatus = status;
+        },
+        onTorrent: (added) => {
+          clearInterval(fetchTimer);
+          added.addEventListener("checking", (e) => {
+            checking = (e as CustomEvent<CheckProgress>).detail;
+            progress?.update(checkingLine(checking));
+          });
+        },
       });
     } catch (error) {
-      if (magnet === null || !io.signal?.aborted) throw error;
-      await writeText(io.stderr, "Interrupted while fetching metadata\n");
-      return 130;
+      clearInterval(fetchTimer);
+      await progress?.done();
+      if (io.signal?.aborted) {
+        const during = checking !== undefined
+          ? "checking data"
+          : magnet !== null
+          ? "fetching metadata"
+          : "starting";
+        await writeText(io.stderr, `Interrupted while ${during}\n`);
+        return EXIT_INTERRUPTED;
+      }
+      if (error instanceof ShoalError && error.code === "METADATA_TIMEOUT") {
+        throw new ShoalError(
+          "METADATA_TIMEOUT",
+          metadataTimeoutMessage(settings.metadataTimeout, fetchStatus, dhtNodes()),
+          { cause: error },
+        );
+      }
+      throw error;
     }
+    clearInterval(fetchTimer);
+    await progress?.done(checking === undefined ? undefined : checkingLine(finished(checking)));
     metainfo = torrent.metainfo;
     if (magnet !== null) await writeText(io.stderr, header(metainfo));
+    if (torrent.startupCheck !== undefined) await writeText(io.stderr, startupReport(torrent.startupCheck));
     await writeText(io.stderr, `Listening on port ${session.port}\n`);
     await plan.onStarted?.(torrent, session);
     view.attach(torrent);
@@ -149,7 +207,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
         io.stderr,
         `Interrupted with ${torrent.have.count()}/${torrent.metainfo.pieceCount} pieces: resume data saved\n`,
       );
-      return 130;
+      return EXIT_INTERRUPTED;
     }
     // The last line says "seeding" only when seeding follows; a download that exits says complete.
     await view.finish(plan.goal.seed);
@@ -165,6 +223,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
       const why = await seedUntil(torrent, plan.goal, stopped, progress);
       await view.finish(false);
       await writeText(io.stderr, seedSummary(torrent.stats(), why, (performance.now() - seedStart) / 1000));
+      if (why === "interrupted") return EXIT_INTERRUPTED;
     }
     return EXIT_OK;
   } catch (error) {
@@ -177,6 +236,26 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     await logs.close();
     if (report !== "" && settings.level !== "error") await writeText(io.stderr, report);
   }
+}
+
+/** The warning for a torrent with no way to find peers, or "". */
+function peerSourceWarning(plan: TransferPlan, metainfo: Metainfo | MagnetLink): string {
+  const { settings } = plan;
+  const magnet = isMagnetLink(metainfo) ? metainfo : null;
+  const own = magnet === null ? (metainfo as Metainfo).announceList.flat().length : magnet.trackers.length;
+  return noPeerSourceWarning({
+    trackers: own + settings.trackers.flat().length,
+    peers: settings.peers.length + (magnet?.peers.length ?? 0),
+    dht: settings.dht !== false,
+    lsd: settings.lsd,
+    private: magnet === null && (metainfo as Metainfo).private,
+    serving: plan.command !== "download",
+  });
+}
+
+/** The check's last progress as complete (the last piece may have been skipped, not read). */
+function finished(p: CheckProgress): CheckProgress {
+  return { ...p, checkedPieces: p.piecesToCheck, checkedBytes: p.bytesToCheck };
 }
 
 async function seedUntil(

@@ -32,6 +32,7 @@ export const TRANSFER_OPTIONS = {
   "no-lsd": { type: "boolean" },
   "no-space-check": { type: "boolean" },
   encryption: { type: "string" },
+  "metadata-timeout": { type: "string" },
   peers: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -98,6 +99,9 @@ const HELP_LINES = `      --config FILE       Read settings from this JSON file 
                           wrongly); a full disk still stops the download, with resume data
       --encryption MODE   Message Stream Encryption: prefer (default: encrypted when the peer
                           can), require (encrypted only), allow (plaintext first), disable
+      --metadata-timeout T
+                          For a magnet link: give up fetching its metadata after T
+                          (seconds, or 30m, 2h; default: 5m; 0: wait forever)
       --peers             Show the connected peers below the status line (on a terminal,
                           key p shows or hides them); off a terminal, a table every 10 s.
                           Columns: address, client, dir (in/out), net (tcp), enc (rc4 or
@@ -147,7 +151,12 @@ export interface TransferSettings {
   encryption: MsePolicy;
   /** Download folder from the config file or `SHOAL_DOWNLOAD_DIR` (absolute), for `download -o`. */
   downloadDir?: string;
+  /** Seconds a magnet link's metadata fetch may take (`--metadata-timeout`; 0: no limit). */
+  metadataTimeout: number;
 }
+
+/** Default of `--metadata-timeout`, in seconds. */
+export const DEFAULT_METADATA_TIMEOUT = 300;
 
 const LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 
@@ -257,6 +266,7 @@ function parseTransferValues(
     log?: string[] | undefined;
     "log-level"?: string | undefined;
     encryption?: string | undefined;
+    "metadata-timeout"?: string | undefined;
     quiet?: boolean | undefined;
     peers?: boolean | undefined;
     "no-pex"?: boolean | undefined;
@@ -299,6 +309,9 @@ function parseTransferValues(
     pex: values["no-pex"] !== true,
     lsd: values["no-lsd"] !== true,
     spaceCheck: values["no-space-check"] !== true,
+    metadataTimeout: values["metadata-timeout"] === undefined
+      ? DEFAULT_METADATA_TIMEOUT
+      : parseDuration(command, "--metadata-timeout", values["metadata-timeout"]),
   };
 }
 

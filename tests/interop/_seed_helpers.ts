@@ -47,7 +47,7 @@ export interface SeedCli {
    * Sends Ctrl+C (SIGINT), so it prints its "Stopped seeding" summary, and waits for the
    * exit; `SIGTERM` then `SIGKILL` if it does not exit in time.
    *
-   * @returns Its exit code.
+   * @returns Its exit code (130 after Ctrl+C).
    */
   interrupt(): Promise<number>;
 }

@@ -95,7 +95,7 @@ Deno.test({
         assert([...connectedPeers(log).values()].some((c) => c.startsWith("A2")), seed.process.tail());
         // No connection was dropped for what aria2 sent.
         assert.deepEqual(droppedByShoal(log), [], seed.process.tail());
-        assert.equal(await seed.interrupt(), 0, seed.process.tail());
+        assert.equal(await seed.interrupt(), 130, seed.process.tail());
       } finally {
         await seed.process.stop();
       }

@@ -45,7 +45,7 @@ Deno.test({
         );
         const code = await seed.interrupt();
         const lines = seed.process.stderrLines;
-        assert.equal(code, 0, seed.process.tail());
+        assert.equal(code, 130, seed.process.tail());
         const clients = new Set(connectedPeers(lines).values());
         assert.deepEqual([...clients].map((c) => c.slice(0, 2)), ["LT"], seed.process.tail());
         // A well-behaved leecher is served, never dropped.

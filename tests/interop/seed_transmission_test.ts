@@ -42,7 +42,7 @@ Deno.test({
           // Transmission leaves zero-byte files out; every other file must be identical.
           const empty = prepared.spec.filter((f) => f.size === 0).map((f) => `${f.path}: missing`);
           assert.deepEqual(problems.filter((p) => !empty.includes(p)), [], leecher.tail());
-          assert.equal(await seed.interrupt(), 0, seed.process.tail());
+          assert.equal(await seed.interrupt(), 130, seed.process.tail());
           const lines = seed.process.stderrLines;
           const clients = [...new Set(connectedPeers(lines).values())];
           assert(clients.length > 0 && clients.every((c) => c.startsWith("TR")), seed.process.tail());
