@@ -42,7 +42,8 @@ keys are named like the flags:
     "max-peers": 50, "upload-slots": 8, "up-limit": "500k", "down-limit": 0,
     "encryption": "prefer", "dht": true, "dht-port": 6881,
     "dht-bootstrap": ["router.bittorrent.com:6881"], "pex": true, "lsd": true,
-    "space-check": true, "log-level": "warn", "peers": false, "quiet": false
+    "space-check": true, "metadata-timeout": "5m", "log-level": "warn", "peers": false,
+    "quiet": false
   }
 
 "dht", "pex", "lsd" and "space-check" set to false are --no-dht, --no-pex, --no-lsd and
@@ -138,6 +139,7 @@ const SHOWN: Readonly<Record<string, (s: TransferSettings) => string>> = {
   pex: (s) => String(s.pex),
   lsd: (s) => String(s.lsd),
   "space-check": (s) => String(s.spaceCheck),
+  "metadata-timeout": (s) => (s.metadataTimeout === 0 ? "none (wait forever)" : `${s.metadataTimeout} s`),
   "log-level": (s) => s.level,
   peers: (s) => String(s.peersView),
   quiet: (s) => String(s.quiet),

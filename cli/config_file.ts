@@ -38,7 +38,7 @@ export class ConfigError extends ShoalError {
   }
 }
 
-type Kind = "integer" | "string" | "rate" | "boolean" | "negated" | "strings";
+type Kind = "integer" | "string" | "rate" | "duration" | "boolean" | "negated" | "strings";
 
 /** A config key: the option it stands for and the JSON type it takes. */
 interface KeySpec {
@@ -63,6 +63,7 @@ const KEYS: Readonly<Record<string, KeySpec>> = {
   pex: { option: "no-pex", kind: "negated" },
   lsd: { option: "no-lsd", kind: "negated" },
   "space-check": { option: "no-space-check", kind: "negated" },
+  "metadata-timeout": { option: "metadata-timeout", kind: "duration" },
   "log-level": { option: "log-level", kind: "string" },
   peers: { option: "peers", kind: "boolean" },
   quiet: { option: "quiet", kind: "boolean" },
@@ -109,6 +110,7 @@ const EXPECTED: Record<Kind, string> = {
   integer: "a whole number",
   string: "a string",
   rate: 'bytes per second, a number or a string like "500k"',
+  duration: 'seconds, a number or a string like "30m"',
   boolean: "true or false",
   negated: "true or false",
   strings: "a list of strings",
@@ -275,6 +277,7 @@ function typedValue(kind: Kind, value: unknown): string | boolean | string[] | u
     case "integer":
       return typeof value === "number" ? String(value) : undefined;
     case "rate":
+    case "duration":
       return typeof value === "number" ? String(value) : typeof value === "string" ? value : undefined;
     case "string":
       return typeof value === "string" ? value : undefined;

@@ -80,6 +80,7 @@ Deno.test("the config file turns DHT, PEX and LSD off and sets the DHT and log o
     pex: false,
     lsd: false,
     "space-check": false,
+    "metadata-timeout": "2m",
     "log-level": "info",
     peers: true,
     quiet: true,
@@ -88,6 +89,7 @@ Deno.test("the config file turns DHT, PEX and LSD off and sets the DHT and log o
   await withHome(file, (_home, sources) => {
     const settings = transferSettings("seed", {}, sources);
     assert.equal(settings.spaceCheck, false);
+    assert.equal(settings.metadataTimeout, 120);
     assert.equal(settings.peersView, true);
     assert.equal(settings.dht, false);
     assert.equal(settings.pex, false);
@@ -133,6 +135,11 @@ Deno.test("config errors name the file and the key, the same checks as the flags
     [{ dht: "no" }, /"dht" must be true or false, not the string "no"$/],
     [{ "dht-bootstrap": "a:1" }, /"dht-bootstrap" must be a list of strings, not the string "a:1"$/],
     [{ "dht-bootstrap": ["nohost"] }, /"dht-bootstrap" must be HOST:PORT, an IPv4 address or a name/],
+    [{ "metadata-timeout": "soon" }, /"metadata-timeout" must be like 90, 30m, 2h or 1d \(not "soon"\)$/],
+    [
+      { "metadata-timeout": true },
+      /"metadata-timeout" must be seconds, a number or a string like "30m", not true$/,
+    ],
     [{ "log-level": "loud" }, /"log-level" must be debug, info, warn or error \(not "loud"\)$/],
     [{ "download-dir": "" }, /"download-dir" must name a folder/],
     ["{ port: 1 }", /config\.json: not valid JSON/],
