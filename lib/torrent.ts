@@ -14,6 +14,7 @@ import { chooseUnchoked } from "./peer/choker.ts";
 import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
 import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
+import { clientName } from "./peer/client_id.ts";
 import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
@@ -1018,23 +1019,4 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
-}
-
-/**
- * A printable client name from a peer id ("-LT2080-..." → "LT2080").
- *
- * @example
- * ```ts
- * import { clientName } from "./torrent.ts";
- * console.log(clientName(new TextEncoder().encode("-TR3000-abcdefghijkl"))); // "TR3000"
- * ```
- *
- * @param peerId The 20-byte peer id.
- * @returns A short printable name.
- */
-export function clientName(peerId: Uint8Array): string {
-  if (peerId[0] === 0x2d && peerId[7] === 0x2d) return String.fromCharCode(...peerId.subarray(1, 7));
-  let s = "";
-  for (const b of peerId.subarray(0, 8)) s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".";
-  return s;
 }

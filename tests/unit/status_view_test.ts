@@ -115,6 +115,7 @@ class Screen {
         this.col = 0;
         this.#down();
       } else if (c === "\x1b") {
+        // deno-lint-ignore no-control-regex
         const m = /^\x1b\[(\d*)([A-Za-z])/.exec(text.slice(i));
         assert.ok(m, `unknown escape at ${JSON.stringify(text.slice(i, i + 8))}`);
         i += m[0].length - 1;
@@ -209,5 +210,6 @@ Deno.test("off a terminal, the block is printed every 10 s at most, status lines
   const text = chunks.join("");
   assert.equal(text.split("\n").filter((l) => l.startsWith("line")).length, 11);
   assert.equal(text.split("\n").filter((l) => l === "peer table").length, 3);
+  // deno-lint-ignore no-control-regex
   assert.doesNotMatch(text, /\x1b|\r/);
 });
