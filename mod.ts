@@ -38,7 +38,7 @@ export * from "./lib/peer/ut_metadata.ts";
 export * from "./lib/create.ts";
 export * from "./lib/log.ts";
 export * from "./lib/torrent.ts";
-export { clientName } from "./lib/peer/client_id.ts";
+export { clientCode, clientName } from "./lib/peer/client_id.ts";
 export * from "./lib/session.ts";
 export * from "./lib/dht/mod.ts";
 export * from "./lib/peer/rate_limiter.ts";

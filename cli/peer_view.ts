@@ -39,7 +39,10 @@ export function peerFlags(flags: PeerInfo["flags"]): string {
 
 interface Column {
   readonly title: string;
+  /** Columns wide; for a column with `fit`, the most it grows to. */
   readonly width: number;
+  /** As wide as its widest cell (at least the title), up to `width`. */
+  readonly fit?: boolean;
   readonly right?: boolean;
   /** When the table is too wide, the column with the highest number goes first. */
   readonly drop: number;
@@ -47,7 +50,7 @@ interface Column {
 }
 
 const COLUMNS: readonly Column[] = [
-  { title: "client", drop: 4, width: 8, cell: (p) => printable(p.client) },
+  { title: "client", drop: 4, width: 18, fit: true, cell: (p) => printable(p.client) },
   { title: "dir", drop: 5, width: 3, cell: (p) => p.direction },
   { title: "net", drop: 7, width: 3, cell: (p) => p.transport },
   { title: "enc", drop: 6, width: 5, cell: (p) => encryptionName(p.encryption) },
@@ -99,7 +102,11 @@ export function peerTable(peers: readonly PeerInfo[], options: PeerTableOptions 
     b.downloadRate - a.downloadRate || b.uploadRate - a.uploadRate || a.address.localeCompare(b.address)
   );
   const addressWidth = Math.min(39, Math.max(7, ...sorted.map((p) => p.address.length)));
-  const columns = [...COLUMNS];
+  const columns = COLUMNS.map((c) =>
+    c.fit
+      ? { ...c, width: Math.min(c.width, Math.max(c.title.length, ...sorted.map((p) => c.cell(p).length))) }
+      : c
+  );
   const width = () => columns.reduce((sum, c) => sum + 1 + c.width, addressWidth);
   while (width() > max && columns.length > 0) {
     const least = columns.reduce((a, b) => (b.drop > a.drop ? b : a));

@@ -14,7 +14,7 @@ import { chooseUnchoked } from "./peer/choker.ts";
 import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
 import { dialWithEncryption, equalBytes, type HandshakenPeer, parseAddress } from "./peer/handshake_io.ts";
 import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
-import { clientName } from "./peer/client_id.ts";
+import { clientCode, clientName } from "./peer/client_id.ts";
 import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
@@ -465,7 +465,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#options.countConnection?.(1, address);
     const candidate = this.#candidates.get(address);
     if (candidate) candidate.failures = 0;
-    this.#log.info("peer", "Peer connected", { peer: address, client: clientName(remote.peerId) });
+    this.#log.info("peer", "Peer connected", { peer: address, client: clientCode(remote.peerId) });
     this.#emit("peer-connected", { address });
     conn.start();
     this.#choke();

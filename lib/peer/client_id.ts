@@ -19,7 +19,7 @@ const AZUREUS_CODES: Readonly<Record<string, string>> = {
   FW: "FrostWire",
   KT: "KTorrent",
   LT: "libtorrent",
-  lt: "libTorrent (rTorrent)",
+  lt: "rTorrent",
   PI: "PicoTorrent",
   qB: "qBittorrent",
   SD: "Thunder",
@@ -95,4 +95,23 @@ export function clientName(peerId: Uint8Array): string {
     return `${name} ${mainline[2]}.${mainline[3]}.${mainline[4]}`;
   }
   return rawPrefix(peerId);
+}
+
+/**
+ * The short code a peer id starts with, as log records carry it (`client=TR4060`): the six
+ * characters between the dashes of an Azureus-style id, else the first eight bytes, printable.
+ * Stable for scripts that grep logs; {@linkcode clientName} is the one for people.
+ *
+ * @example
+ * ```ts
+ * import { clientCode } from "./client_id.ts";
+ * console.log(clientCode(new TextEncoder().encode("-TR4060-abcdefghijkl"))); // "TR4060"
+ * ```
+ *
+ * @param peerId The 20-byte peer id from the handshake.
+ * @returns The code, printable ASCII.
+ */
+export function clientCode(peerId: Uint8Array): string {
+  const prefix = rawPrefix(peerId);
+  return peerId.length >= 8 && peerId[0] === 0x2d && peerId[7] === 0x2d ? prefix.slice(1, 7) : prefix;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clientName } from "../../lib/peer/client_id.ts";
+import { clientCode, clientName } from "../../lib/peer/client_id.ts";
 
 const id = (prefix: string) => {
   const bytes = new Uint8Array(20).fill(0x78);
@@ -11,7 +11,7 @@ Deno.test("client id: Azureus-style ids of the clients shoal meets name client a
   assert.equal(clientName(id("-TR4060-")), "Transmission 4.0.6");
   assert.equal(clientName(id("-TR3000-")), "Transmission 3.0.0");
   assert.equal(clientName(id("-LT2090-")), "libtorrent 2.0.9");
-  assert.equal(clientName(id("-lt0D60-")), "libTorrent (rTorrent) 0.13.6");
+  assert.equal(clientName(id("-lt0D60-")), "rTorrent 0.13.6");
   assert.equal(clientName(id("-qB4630-")), "qBittorrent 4.6.3");
   assert.equal(clientName(id("-WW0105-")), "WebTorrent 0.1.0.5");
   assert.equal(clientName(id("-SH0100-")), "shoal 0.1");
@@ -28,4 +28,10 @@ Deno.test("client id: anything else is its printable first bytes; control bytes 
   const hostile = id("-TR\u001b[2J");
   assert.equal(clientName(hostile), "-TR.[2Jx");
   assert.equal(clientName(new Uint8Array(0)), "");
+});
+
+Deno.test("client code: log records keep the short code scripts grep for", () => {
+  assert.equal(clientCode(id("-TR4060-")), "TR4060");
+  assert.equal(clientCode(id("A2-1-37-0-")), "A2-1-37-");
+  assert.equal(clientCode(id("-TR\u001b[2J")), "-TR.[2Jx");
 });

@@ -48,7 +48,7 @@ Deno.test("the peer table: fastest first, every column, within the width and the
     }),
     peer("[2001:db8::1]:6881", { client: "TR3000", encryption: "plaintext" }),
   ];
-  const lines = peerTable(peers, { columns: 90 });
+  const lines = peerTable(peers, { columns: 100 });
   assert.equal(lines.length, 4);
   assert.match(lines[0]!, /^address\s+client\s+dir\s+net\s+enc\s+flags\s+down\s+up\s+have$/);
   assert.match(
@@ -67,7 +67,7 @@ Deno.test("the peer table: fastest first, every column, within the width and the
   }
   // Too narrow for every column: the least useful go, whole (net first); rates stay.
   assert.match(
-    peerTable(peers, { columns: 80 })[0]!,
+    peerTable(peers, { columns: 76 })[0]!,
     /^address\s+client\s+dir\s+enc\s+flags\s+down\s+up\s+have$/,
   );
   assert.match(peerTable(peers, { columns: 56 })[0]!, /^address\s+flags\s+down\s+up$/);
@@ -93,7 +93,7 @@ Deno.test("key p in the live view shows the peer table, redrawn in place", async
     const code = await main(seed.downloadArgs("out", ...PLAIN), io);
     assert.equal(code, 0, err());
     assert.match(err(), /address\s+client\s+dir\s+net\s+enc\s+flags\s+down\s+up\s+have/);
-    assert.match(err(), /127\.0\.0\.1:\d+\s+SH\w+\s+out\s+tcp\s+plain\s+D/);
+    assert.match(err(), /127\.0\.0\.1:\d+\s+shoal [\d.]+\s+out\s+tcp\s+plain\s+D/);
     assert.match(err(), new RegExp("\x1b\\[\\d+A"), "the table is redrawn by moving the cursor up");
   });
 });
