@@ -20,7 +20,7 @@ import {
   withUsageErrors,
   writeText,
 } from "./common.ts";
-import { formatDuration } from "./status_view.ts";
+import { formatElapsed } from "./status_view.ts";
 
 const USAGE = `Usage: shoal create <path> [options]
 
@@ -146,26 +146,6 @@ export const createCommand: Command = {
     return EXIT_OK;
   },
 };
-
-/**
- * Formats a short elapsed time with a precision that says something: "under 1 ms", "12 ms",
- * "2.4 s", and minutes and seconds from a minute on.
- *
- * @example
- * ```ts
- * import { formatElapsed } from "./create.ts";
- * console.log(formatElapsed(12.3), formatElapsed(2400), formatElapsed(125_000)); // "12 ms" "2.4 s" "2m05s"
- * ```
- *
- * @param ms Milliseconds.
- * @returns The time for people.
- */
-export function formatElapsed(ms: number): string {
-  if (ms < 1) return "under 1 ms";
-  if (ms < 999.5) return `${Math.round(ms)} ms`;
-  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
-  return formatDuration(ms / 1000);
-}
 
 async function exists(path: string): Promise<boolean> {
   try {

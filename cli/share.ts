@@ -36,6 +36,7 @@ import {
   transferHelp,
   transferSettings,
 } from "./transfer_options.ts";
+import { formatElapsed } from "./status_view.ts";
 
 const USAGE = `Usage: shoal share <path> [options]
 
@@ -108,14 +109,20 @@ export const shareCommand: Command = {
     }
     if (io.signal !== undefined) options.signal = io.signal;
     const progress = new ProgressLine(io);
-    options.onProgress = ({ bytesHashed, totalBytes }) =>
-      progress.update(`Hashing: ${formatBytes(bytesHashed)} of ${formatBytes(totalBytes)}`);
+    const now = io.now ?? (() => performance.now());
+    const started = now();
+    options.onProgress = ({ bytesHashed, totalBytes }) => {
+      const percent = totalBytes === 0 ? 100 : Math.floor((bytesHashed / totalBytes) * 100);
+      progress.update(`Hashing: ${percent}% (${formatBytes(bytesHashed)} of ${formatBytes(totalBytes)})`);
+    };
     let made;
     try {
       made = await createTorrent(path, options);
-    } finally {
+    } catch (error) {
       await progress.done();
+      throw error;
     }
+    await progress.done(`Hashed ${formatBytes(made.totalLength)} in ${formatElapsed(now() - started)}`);
     const output = resolve(cwd, values.output ?? `${basename(path)}.torrent`);
     await writeTorrentFile(output, made.torrent, made.infoHash);
     const metainfo = parseMetainfo(made.torrent);

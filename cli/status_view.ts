@@ -240,3 +240,23 @@ export function formatDuration(seconds: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
+
+/**
+ * Formats a short elapsed time with a precision that says something: "under 1 ms", "12 ms",
+ * "2.4 s", and minutes and seconds from a minute on.
+ *
+ * @example
+ * ```ts
+ * import { formatElapsed } from "./status_view.ts";
+ * console.log(formatElapsed(12.3), formatElapsed(2400), formatElapsed(125_000)); // "12 ms" "2.4 s" "2m05s"
+ * ```
+ *
+ * @param ms Milliseconds.
+ * @returns The time for people.
+ */
+export function formatElapsed(ms: number): string {
+  if (ms < 1) return "under 1 ms";
+  if (ms < 999.5) return `${Math.round(ms)} ms`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms / 1000);
+}

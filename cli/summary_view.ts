@@ -8,7 +8,7 @@
 
 import type { TorrentStats } from "../mod.ts";
 import { formatBytes } from "./common.ts";
-import { formatDuration } from "./status_view.ts";
+import { formatDuration, formatElapsed } from "./status_view.ts";
 
 /** What {@linkcode downloadSummary} needs besides the statistics. */
 export interface SummaryContext {
@@ -42,6 +42,11 @@ export function downloadSummary(s: TorrentStats, context: SummaryContext): strin
     ? `Complete: ${s.wantedPieces}/${s.wantedPieces} wanted pieces verified ` +
       `(${s.completedPieces}/${s.pieceCount} in all)`
     : `Complete: ${s.completedPieces}/${s.pieceCount} pieces verified`;
+  if (s.downloaded === 0) {
+    // Everything was already here (resume data or a full check said so): no rates to report.
+    return `${pieces}, nothing to download (all of it was already here)\n` +
+      (s.uploaded > 0 ? `  Uploaded ${formatBytes(s.uploaded)} (ratio ${ratio(s)})\n` : "");
+  }
   let text = `${pieces}, ${formatBytes(s.downloaded)} downloaded this run in ${
     s.activeSeconds.toFixed(2)
   } s\n`;
@@ -49,9 +54,9 @@ export function downloadSummary(s: TorrentStats, context: SummaryContext): strin
     ? `Average ${formatBytes(Math.round(s.downloaded / s.activeSeconds))}/s; `
     : "";
   text += `  ${average}${
-    formatDuration(context.elapsedSeconds)
+    formatElapsed(context.elapsedSeconds * 1000)
   } in all (data check and connecting included)\n`;
-  if (s.downloaded > 0) text += wasteLines(s);
+  text += wasteLines(s);
   text += `  Uploaded ${formatBytes(s.uploaded)} (ratio ${ratio(s)})\n`;
   return text;
 }
@@ -78,7 +83,7 @@ function wasteLines(s: TorrentStats): string {
  * ```
  *
  * @param s The torrent's statistics when seeding stopped.
- * @param why What stopped it: `ratio 2 reached`, `seeded for 60 s`, `interrupted`.
+ * @param why What stopped it: `--seed-ratio 2 reached`, `--seed-time 60 s reached`, `interrupted`.
  * @param seededSeconds Seconds spent seeding.
  * @returns One line of text, ending in a line break.
  */

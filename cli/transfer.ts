@@ -196,7 +196,10 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     await progress?.done(checking === undefined ? undefined : checkingLine(finished(checking)));
     metainfo = torrent.metainfo;
     if (magnet !== null) await writeText(io.stderr, header(metainfo));
-    if (torrent.startupCheck !== undefined) await writeText(io.stderr, startupReport(torrent.startupCheck));
+    const check = torrent.startupCheck;
+    // A seed that has everything says so once, in the "Data checked: all N pieces present" line.
+    const seedingAll = plan.command !== "download" && check !== undefined && check.have === check.pieceCount;
+    if (check !== undefined && !seedingAll) await writeText(io.stderr, startupReport(check));
     await writeText(io.stderr, `Listening on port ${session.port}\n`);
     await plan.onStarted?.(torrent, session);
     view.attach(torrent);
@@ -274,9 +277,9 @@ async function seedUntil(
     const check = () => {
       const stats = torrent.stats();
       if (goal.ratio !== undefined && stats.uploaded / size >= goal.ratio) {
-        resolveGoal(`ratio ${goal.ratio} reached`);
+        resolveGoal(`--seed-ratio ${goal.ratio} reached`);
       } else if (goal.seconds !== undefined && (Date.now() - start) / 1000 >= goal.seconds) {
-        resolveGoal(`seeded for ${goal.seconds} s`);
+        resolveGoal(`--seed-time ${goal.seconds} s reached`);
       }
     };
     // The live view redraws on the same events.

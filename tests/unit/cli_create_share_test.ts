@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { main } from "../../cli.ts";
-import { formatElapsed } from "../../cli/create.ts";
+import { formatElapsed } from "../../cli/status_view.ts";
 import { parseMetainfo, readTorrentFile } from "../../mod.ts";
 import { captureIO } from "../_cli_io.ts";
 

@@ -116,7 +116,7 @@ Deno.test("cli seed checks the data, serves it, and stops after --seed-time", as
     );
     assert.equal(code, 0, err());
     assert.match(err(), /Data checked: all 22 pieces present/);
-    assert.match(err(), /Stopped seeding \(seeded for 1 s\)/);
+    assert.match(err(), /Stopped seeding \(--seed-time 1 s reached\)/);
   });
 });
 

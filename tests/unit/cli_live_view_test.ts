@@ -83,7 +83,7 @@ Deno.test("a download that exits ends on 'complete', then sums up rate, waste, u
     );
     assert.match(
       lines[complete + 1]!,
-      /^ {2}Average [0-9.]+ [KMG]?i?B\/s; \d+s in all \(data check and connecting included\)$/,
+      /^ {2}Average [0-9.]+ [KMG]?i?B\/s; (\d+ ms|[0-9.]+ s|\d+m\d+s) in all \(data check and connecting included\)$/,
     );
     assert.equal(lines[complete + 2], "  Wasted: nothing (every byte received was used)");
     assert.equal(lines[complete + 3], "  Uploaded 0 B (ratio 0.00)");
@@ -100,7 +100,7 @@ Deno.test("with --seed the last status line says seeding, and the seeding summar
     assert.match(lines[complete - 1]!, /seeding, uploaded 0 B/);
     assert.ok(
       lines.some((l) =>
-        /^Stopped seeding \(seeded for 1 s\): uploaded 0 B, ratio 0\.00, seeded for [12]s/.test(l)
+        /^Stopped seeding \(--seed-time 1 s reached\): uploaded 0 B, ratio 0\.00, seeded for [12]s/.test(l)
       ),
       err(),
     );
@@ -157,7 +157,7 @@ Deno.test("the summary names what was wasted: duplicate blocks and pieces that f
   assert.equal(
     text,
     "Complete: 1220/1220 pieces verified, 21.78 MiB downloaded this run in 12.50 s\n" +
-      "  Average 1.74 MiB/s; 14s in all (data check and connecting included)\n" +
+      "  Average 1.74 MiB/s; 14.0 s in all (data check and connecting included)\n" +
       "  Wasted 2.71 MiB of the 21.78 MiB received:\n" +
       "    2.00 MiB in duplicate or unneeded blocks\n" +
       "    720.70 KiB in 3 pieces that failed the hash check (downloaded again)\n" +

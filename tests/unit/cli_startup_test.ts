@@ -222,7 +222,7 @@ Deno.test("cli download --seed-time implies --seed, and the help says so", async
     ]);
     assert.ok(!late, err);
     assert.equal(code, 0, err);
-    assert.match(err, /Stopped seeding \(seeded for 1 s\)/);
+    assert.match(err, /Stopped seeding \(--seed-time 1 s reached\)/);
   });
 });
 
