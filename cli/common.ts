@@ -100,9 +100,21 @@ export function defaultIO(): CliIO {
     stdout: Deno.stdout.writable,
     stderr: Deno.stderr.writable,
     isTerminal: Deno.stderr.isTerminal(),
-    env: (name) => Deno.env.get(name),
+    env: readEnv,
     ...(Deno.stdin.isTerminal() && Deno.stderr.isTerminal() ? { keys: terminalKeys() } : {}),
   };
+}
+
+/** An environment variable; one the process may not read (`--allow-env=…` without it) counts as unset. */
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      return undefined;
+    }
+    throw error;
+  }
 }
 
 const encoder = new TextEncoder();

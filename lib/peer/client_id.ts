@@ -49,9 +49,11 @@ function azureusVersion(code: string, digits: Uint8Array): string | undefined {
     if (part === undefined) return undefined;
     parts.push(part);
   }
-  // Transmission writes 3.00 as "3000" and 4.0.6 as "4060": major, minor, patch, then a
-  // release marker (0 = release, Z = development build).
-  if (code === "TR" && parts[0]! >= 3) return `${parts[0]}.${parts[1]}.${parts[2]}`;
+  // Transmission writes 2.94 as "2940" and 3.00 as "3000" (major, then two digits), and
+  // 4.0.6 as "4060" (major, minor, patch); the last character marks a development build.
+  if (code === "TR") {
+    return parts[0]! >= 4 ? `${parts[0]}.${parts[1]}.${parts[2]}` : `${parts[0]}.${parts[1]}${parts[2]}`;
+  }
   while (parts.length > 2 && parts.at(-1) === 0) parts.pop();
   return parts.join(".");
 }

@@ -9,7 +9,8 @@ const id = (prefix: string) => {
 
 Deno.test("client id: Azureus-style ids of the clients shoal meets name client and version", () => {
   assert.equal(clientName(id("-TR4060-")), "Transmission 4.0.6");
-  assert.equal(clientName(id("-TR3000-")), "Transmission 3.0.0");
+  assert.equal(clientName(id("-TR3000-")), "Transmission 3.00");
+  assert.equal(clientName(id("-TR2940-")), "Transmission 2.94");
   assert.equal(clientName(id("-LT2090-")), "libtorrent 2.0.9");
   assert.equal(clientName(id("-lt0D60-")), "rTorrent 0.13.6");
   assert.equal(clientName(id("-qB4630-")), "qBittorrent 4.6.3");

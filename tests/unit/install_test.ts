@@ -28,7 +28,12 @@ Deno.test("deno task install grants only net, read, write, two sys calls and the
   assert.match(command, / --allow-sys=networkInterfaces,statfs /);
   assert.match(command, / --config deno.json cli\.ts$/, "the config carries the unstable net API");
   const env = / --allow-env=(\S+) /.exec(command)?.[1]?.split(",") ?? [];
-  assert.deepEqual(env.toSorted(), [...ENV_NAMES].toSorted(), "--allow-env lists what the config reads");
+  // The config's variables, and COLUMNS: the live view's width when the terminal size is unknown.
+  assert.deepEqual(
+    env.toSorted(),
+    [...ENV_NAMES, "COLUMNS"].toSorted(),
+    "--allow-env lists what the config and the live view read",
+  );
   assert.equal(
     tasks.compile.command.replace(/^deno compile --output dist\/shoal /, "deno install -g -f -n shoal "),
     command,
