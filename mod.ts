@@ -30,7 +30,7 @@ export * from "./lib/limits.ts";
 export * from "./lib/torrent_file.ts";
 export * from "./lib/safe_path.ts";
 export * from "./lib/magnet.ts";
-export * from "./lib/peer_address.ts";
+export { parsePeerAddress, type PeerAddress } from "./lib/net/address.ts";
 export * from "./lib/magnet_source.ts";
 export * from "./lib/metadata_fetch.ts";
 export * from "./lib/file_priority.ts";

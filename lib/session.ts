@@ -8,10 +8,10 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { ShoalError } from "./errors.ts";
-import { parsePeerAddress } from "./peer_address.ts";
 import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
-import { acceptPeer, connDuplex, formatAddress } from "./peer/handshake_io.ts";
+import { acceptPeer, connDuplex } from "./peer/handshake_io.ts";
+import { formatAddress, parsePeerAddress } from "./net/address.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";

@@ -29,7 +29,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
-import { formatAddress } from "../peer/handshake_io.ts";
+import { formatAddress } from "../net/address.ts";
 import { parseIp } from "../tracker/compact.ts";
 import { receivePackets } from "../net/receive_loop.ts";
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatAddress } from "../peer/handshake_io.ts";
+import { formatAddress } from "./address.ts";
 
 /** One interface address (the fields of `Deno.NetworkInterfaceInfo` used here). */
 export interface InterfaceAddress {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseAddress } from "./handshake_io.ts";
+import { parseAddress } from "../net/address.ts";
 import { BLOCK_SIZE } from "./piece_picker.ts";
 import { sha1 } from "../storage/verify.ts";
 

@@ -8,6 +8,9 @@
 import { ProtocolError, ShoalError } from "../errors.ts";
 import type { Duplex, Encryption, InfoHashLookup } from "../types.ts";
 import { ByteReader } from "../wire/byte_reader.ts";
+import { abortable } from "../net/abortable.ts";
+import { parseAddress } from "../net/address.ts";
+import { equalBytes } from "../net/bytes.ts";
 import { byobReader } from "./connection.ts";
 import {
   decodeHandshake,
@@ -61,21 +64,6 @@ export function connDuplex(conn: Deno.Conn): Duplex {
       }
     },
   };
-}
-
-/** Parses "host:port" or "[v6]:port". */
-export function parseAddress(address: string): { hostname: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:\[\]]+):(\d+)$/.exec(address);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new TypeError(`Invalid peer address '${address}': expected HOST:PORT or [IPv6]:PORT`);
-  }
-  return { hostname: m[1]!, port };
-}
-
-/** Formats a hostname and port as "host:port" or "[v6]:port". */
-export function formatAddress(hostname: string, port: number): string {
-  return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
 }
 
 /** Options for {@linkcode dialPeer}. */
@@ -450,48 +438,4 @@ export async function receiveHandshake(
   });
   byob.releaseLock();
   return { remote: decodeHandshake(bytes), readable: stream };
-}
-
-/**
- * Compares two byte arrays.
- *
- * @example
- * ```ts
- * import { equalBytes } from "./handshake_io.ts";
- * console.log(equalBytes(new Uint8Array([1]), new Uint8Array([1]))); // true
- * ```
- *
- * @param a First.
- * @param b Second.
- * @returns True when equal.
- */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal, onLate: (value: T) => void): Promise<T> {
-  if (signal.aborted) {
-    promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) onLate(v);
-        else resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }

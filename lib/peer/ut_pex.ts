@@ -22,7 +22,7 @@ import { ProtocolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { encodeCompactPeer, formatIp } from "../tracker/compact.ts";
 import type { ExtensionPeer, PeerExtension } from "../types.ts";
-import { formatAddress, parseAddress } from "./handshake_io.ts";
+import { formatAddress, parseAddress } from "../net/address.ts";
 
 /** Least time between two PEX messages to one peer, in ms (BEP 11: once a minute). */
 export const PEX_INTERVAL_MS = 60_000;
