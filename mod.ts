@@ -20,6 +20,7 @@
 import { BaseSession, type BaseSessionOptions } from "./lib/session.ts";
 import { rarestFirst } from "./plugins/selection/rarest_first.ts";
 import { mse } from "./plugins/encryption/mse.ts";
+import { fileStorage } from "./lib/storage/file_storage_factory.ts";
 
 export * from "./lib/errors.ts";
 export * from "./lib/types.ts";
@@ -68,6 +69,8 @@ export * from "./plugins/selection/sequential.ts";
 export * from "./plugins/encryption/mse.ts";
 export * from "./plugins/logging/pretty.ts";
 export * from "./plugins/logging/jsonl.ts";
+export { fileStorage, type FileStorageFactoryOptions } from "./lib/storage/file_storage_factory.ts";
+export * from "./plugins/storage/memory.ts";
 
 /** Options for {@linkcode Session}: those of {@linkcode BaseSession}, with the selector optional. */
 export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
@@ -76,8 +79,9 @@ export type SessionOptions = Omit<BaseSessionOptions, "selector"> & {
 };
 
 /**
- * A shoal session with the default plugins: rarest-first piece selection and Message Stream
- * Encryption in "prefer" mode (encrypted when the peer can, plaintext otherwise).
+ * A shoal session with the default plugins: rarest-first piece selection, Message Stream
+ * Encryption in "prefer" mode (encrypted when the peer can, plaintext otherwise) and files on
+ * disk for storage (`fileStorage()`).
  *
  * @example
  * ```ts ignore
@@ -96,6 +100,7 @@ export class Session extends BaseSession {
       ...options,
       selector: options.selector ?? rarestFirst(),
       encryption: options.encryption ?? mse(),
+      storage: options.storage ?? fileStorage(),
     });
   }
 }

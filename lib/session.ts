@@ -15,7 +15,15 @@ import { formatAddress, parsePeerAddress } from "./net/address.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Encryption, LogLevel, LogSink, Metainfo, PeerExtension, PieceSelector } from "./types.ts";
+import type {
+  Encryption,
+  LogLevel,
+  LogSink,
+  Metainfo,
+  PeerExtension,
+  PieceSelector,
+  StorageFactory,
+} from "./types.ts";
 import { type FilePriority, selectOnly } from "./file_priority.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
@@ -116,6 +124,12 @@ export interface BaseSessionOptions {
    * encrypted incoming connections are refused. `mod.ts`'s `Session` fills in MSE.
    */
   encryption?: Encryption;
+  /**
+   * Opens each torrent's storage, unless `add` names its own: files on disk
+   * (`fileStorage()`, which `mod.ts`'s `Session` fills in), `memoryStorage()`, or a backend
+   * of your own. @default {fileStorage()}
+   */
+  storage?: StorageFactory;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -126,6 +140,8 @@ export interface AddTorrentOptions {
   peers?: readonly string[];
   /** Selection plugin for this torrent. */
   selector?: PieceSelector;
+  /** Storage for this torrent. @default the session's `storage` */
+  storage?: StorageFactory;
   /** This torrent's upload limit in bytes per second (0: none). @default {0} */
   uploadLimit?: number;
   /** This torrent's download limit in bytes per second (0: none). @default {0} */
@@ -402,6 +418,7 @@ export class BaseSession implements AsyncDisposable {
     }
     await this.listen();
     const downloadDir = options.downloadDir ?? this.#options.downloadDir;
+    const storage = options.storage ?? this.#options.storage;
     // Before anything starts that would write (the DHT saves its state): is this data in use?
     const lock = downloadLockPath(downloadDir, options.resumeDir, metainfo.infoHashHex);
     await DownloadLock.check(lock.root, lock.path, { folder: downloadDir, torrent: metainfo.name });
@@ -411,6 +428,7 @@ export class BaseSession implements AsyncDisposable {
     const torrent = new Torrent(metainfo, {
       downloadDir: options.downloadDir ?? this.#options.downloadDir,
       selector: options.selector ?? this.#options.selector,
+      ...(storage ? { storage } : {}),
       ...(options.extensions ? { extensions: options.extensions } : {}),
       peerId: this.peerId,
       logger: this.logger,

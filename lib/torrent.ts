@@ -21,7 +21,9 @@ import { RateMeter } from "./peer/rate.ts";
 import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
 import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
 import { FileStorage } from "./storage/file_storage.ts";
-import { checkFreeSpace } from "./storage/free_space.ts";
+import { fileStorage } from "./storage/file_storage_factory.ts";
+import { openStorage } from "./storage/open_storage.ts";
+import type { CheckedStorage } from "./storage/storage.ts";
 import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
 import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -91,7 +93,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #have: Bitfield;
   readonly #host: PeerHost;
   #picker!: PiecePicker;
-  #storage: FileStorage | null = null;
+  /** The torrent's storage backend inside the core's checked layer. */
+  #storage: CheckedStorage | null = null;
   /** Held from start to the end of the shutdown: one process at a time writes this data. */
   #lock: DownloadLock | null = null;
   /** The one shutdown run, shared by `stop()` and a fatal error (so files are closed once). */
@@ -252,20 +255,27 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       });
       this.#abort.signal.throwIfAborted();
       const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
-      // Before anything is created or written: a download that cannot fit is refused now.
-      if (this.#options.checkFreeSpace !== false) {
-        await checkFreeSpace(this.#options.downloadDir, meta, { skipFiles: skipped });
-      }
-      this.#storage = await FileStorage.open(this.#options.downloadDir, meta, { skipFiles: skipped });
+      // File storage refuses a download that cannot fit before it creates anything.
+      this.#storage = await openStorage(this.#options.storage ?? fileStorage(), meta, {
+        downloadDir: resolve(this.#options.downloadDir),
+        skipFiles: skipped,
+        checkFreeSpace: this.#options.checkFreeSpace !== false,
+        signal,
+      });
       // Stopped while the files were opening: the shutdown closes them once this settles.
       this.#abort.signal.throwIfAborted();
-      const resume = await readResume(this.resumePath, meta, {
-        root: this.#resumeRoot,
-        onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
-      });
+      // Storage that cannot report its files keeps no resume data: every piece is verified.
+      const stats = this.#storage.canStat;
+      const resume = stats
+        ? await readResume(this.resumePath, meta, {
+          root: this.#resumeRoot,
+          onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
+        })
+        : null;
       const restored = await restoreProgress(this.#storage, meta, resume, {
         signal,
         onProgress: (progress) => this.#emit("checking", progress),
+        ...(stats ? {} : { fileStats: false }),
       });
       signal.throwIfAborted();
       for (const i of restored.have) this.#have.set(i);
@@ -273,8 +283,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         onLost: (loss) => this.#piecesLost(loss),
         onProblem: (message) => this.#log.warn("storage", message),
       });
-      this.#oversized = await OversizedFiles.find(this.#storage, meta, this.#have, this.#log);
-      await this.#oversized.trimComplete(this.#have);
+      const backend = this.#storage.backend;
+      if (backend instanceof FileStorage) {
+        this.#oversized = await OversizedFiles.find(backend, meta, this.#have, this.#log);
+        await this.#oversized.trimComplete(this.#have);
+      }
       this.#log.info("storage", "Checked existing data", {
         have: restored.have.size,
         trusted: restored.trusted,
@@ -810,7 +823,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   #saveResume(): Promise<void> {
     const storage = this.#storage;
-    if (!storage) return Promise.resolve();
+    if (!storage?.canStat) return Promise.resolve();
     this.#dirty = false;
     this.#lastResumeSave = this.#now();
     const save = async () => {

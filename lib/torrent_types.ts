@@ -8,7 +8,7 @@
 import type { Logger } from "./log.ts";
 import type { TokenBucket } from "./peer/rate_limiter.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Encryption, PeerExtension, PieceSelector } from "./types.ts";
+import type { Encryption, PeerExtension, PieceSelector, StorageFactory } from "./types.ts";
 import type { FilePriority } from "./file_priority.ts";
 import type { CheckProgress } from "./storage/resume.ts";
 
@@ -163,6 +163,8 @@ export interface TorrentEventMap {
 export interface TorrentOptions {
   /** Folder the torrent's files go in. */
   downloadDir: string;
+  /** Opens the torrent's storage when it starts. @default {fileStorage()} */
+  storage?: StorageFactory;
   /**
    * Before starting, refuse a download whose wanted files need more bytes than the folder's
    * file system has free (a `DiskFullError`). Turn it off where free space is

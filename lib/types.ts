@@ -279,3 +279,131 @@ export interface PeerExtension {
   /** The peer went away. */
   onClose?(peer: ExtensionPeer): void;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Storage
+
+/** Size and modification time of one of a torrent's files, as a backend reports it. */
+export interface FileStat {
+  /** Size in bytes. */
+  size: number;
+  /** Last modification time, milliseconds since the Unix epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * Where a torrent's pieces live: files on disk (`fileStorage()`, the default), memory
+ * (`memoryStorage()`), or a backend of your own. Offsets are relative to a piece. The core
+ * wraps every backend in its checked layer, which checks each piece index and range before
+ * the backend sees it, turns whatever it throws into a `StorageError` naming the backend,
+ * and refuses calls after `close`. The core only writes whole pieces whose SHA-1 matched,
+ * and hashes every piece it reads back before serving a byte of it, so a backend never
+ * needs to check data itself.
+ *
+ * Data that was never written: `read` rejects with an error whose `code` is `"ENOENT"` (the
+ * core treats the piece as missing, not as a failure). Any other rejection is a failure: at
+ * the start-up check it fails the start, on a write it stops the torrent with that error;
+ * pieces verified before it stay recorded.
+ *
+ * What survives a restart: a backend with {@linkcode StorageBackend.fileStat} gets resume
+ * data (`<downloadDir>/.shoal/<info-hash>.resume`), and pieces in unchanged files are
+ * trusted without reading. Without it the core reads and hashes every piece at start-up and
+ * keeps those that match (a backend that persists nothing starts empty, at once).
+ *
+ * @example A backend that keeps whole pieces in a Map
+ * ```ts
+ * import type { StorageBackend, StorageFactory } from "./types.ts";
+ * export const mapStorage: StorageFactory = (meta) => {
+ *   const pieces = new Map<number, Uint8Array>();
+ *   const backend: StorageBackend = {
+ *     name: "map",
+ *     read(piece, begin, length) {
+ *       const data = pieces.get(piece);
+ *       if (data === undefined) {
+ *         return Promise.reject(Object.assign(new Error(`Piece ${piece} is not stored`), { code: "ENOENT" }));
+ *       }
+ *       return Promise.resolve(data.slice(begin, begin + length));
+ *     },
+ *     write(piece, begin, data) {
+ *       const size = Math.min(meta.pieceLength, meta.totalLength - piece * meta.pieceLength);
+ *       const buf = pieces.get(piece) ?? new Uint8Array(size);
+ *       buf.set(data, begin); // a copy: the caller may reuse `data` afterwards
+ *       pieces.set(piece, buf);
+ *       return Promise.resolve();
+ *     },
+ *     flush: () => Promise.resolve(),
+ *     close: () => Promise.resolve(pieces.clear()),
+ *   };
+ *   return backend;
+ * };
+ * ```
+ */
+export interface StorageBackend {
+  /** A short name for error messages (`Failed writing piece 3 in map storage: …`). @default {none} */
+  readonly name?: string;
+  /**
+   * Reads bytes of a piece. Pad-file ranges read as zeros (whatever was written there).
+   *
+   * @param piece Piece index.
+   * @param begin Offset within the piece.
+   * @param length Number of bytes.
+   * @returns A new array of exactly `length` bytes (the core may keep it).
+   */
+  read(piece: number, begin: number, length: number): Promise<Uint8Array>;
+  /**
+   * Writes bytes of a piece. The data is not kept after the promise settles: copy it.
+   *
+   * @param piece Piece index.
+   * @param begin Offset within the piece.
+   * @param data The bytes.
+   */
+  write(piece: number, begin: number, data: Uint8Array): Promise<void>;
+  /** Makes everything written so far durable (a no-op for memory). */
+  flush(): Promise<void>;
+  /** Flushes and releases every resource; the core makes no call after it. */
+  close(): Promise<void>;
+  /**
+   * Optional: a file's size and modification time, or `null` when it is absent or a pad
+   * file. With it, resume data records each file and a restart trusts the pieces of
+   * unchanged files without reading them.
+   *
+   * @param fileIndex Index in `meta.files`.
+   * @returns The size and mtime, or `null`.
+   */
+  fileStat?(fileIndex: number): Promise<FileStat | null>;
+}
+
+/** What a {@linkcode StorageFactory} is told about the torrent it opens storage for. */
+export interface StorageContext {
+  /** The torrent's download folder (absolute), where files go and resume data is kept. */
+  readonly downloadDir: string;
+  /** Files skipped by file priorities (indices in `meta.files`): nothing need be made for them. */
+  readonly skipFiles: ReadonlySet<number>;
+  /**
+   * Whether to refuse a download that cannot fit (the session's `checkFreeSpace` option):
+   * file storage checks the folder's free space before it creates anything.
+   */
+  readonly checkFreeSpace: boolean;
+  /** Aborts when the torrent is stopped while its storage is being opened. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Opens storage for one torrent, when it starts: the `storage` option of a session (the
+ * default for every torrent) and of `session.add` (one torrent). A factory that throws
+ * fails the start with a `StorageError` carrying its message.
+ *
+ * @example Keep small torrents in memory, larger ones on disk
+ * ```ts ignore
+ * import { fileStorage, memoryStorage, Session, type StorageFactory } from "./mod.ts";
+ * const files = fileStorage();
+ * const memory = memoryStorage();
+ * const storage: StorageFactory = (meta, context) =>
+ *   meta.totalLength < 64 * 1024 * 1024 ? memory(meta, context) : files(meta, context);
+ * await using session = new Session({ downloadDir: "./downloads", storage });
+ * ```
+ */
+export type StorageFactory = (
+  metainfo: Metainfo,
+  context: StorageContext,
+) => StorageBackend | Promise<StorageBackend>;

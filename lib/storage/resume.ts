@@ -358,6 +358,14 @@ export interface RestoreOptions {
    * piece has to be read.
    */
   onProgress?: (progress: CheckProgress) => void;
+  /**
+   * False for storage that cannot report its files (no `fileStat`): the resume data is
+   * ignored, no piece is known missing without reading, and every piece is read and hashed
+   * (a backend that holds nothing answers each read with missing data at once).
+   *
+   * @default {true}
+   */
+  fileStats?: boolean;
 }
 
 /** The outcome of {@linkcode restoreProgress}. */
@@ -417,12 +425,13 @@ export async function restoreProgress(
   const usable = resume !== null && resume.version === 1 && resume.infoHash === meta.infoHashHex &&
     resume.pieceCount === meta.pieceCount && resume.have.length === Math.ceil(meta.pieceCount / 8) &&
     resume.files.length === meta.files.length;
-  const saved = usable ? resume : null;
-  const now = await statAll(storage, meta);
+  const stats = options.fileStats !== false;
+  const saved = usable && stats ? resume : null;
+  const now = stats ? await statAll(storage, meta) : null;
   const changed = meta.files.map((file, i) => {
     if (file.pad || file.length === 0) return false;
     const before = saved?.files[i];
-    return before === undefined || !sameStat(before, now[i] ?? null);
+    return before === undefined || !sameStat(before, now?.[i] ?? null);
   });
 
   const have = new Set<number>();
@@ -430,6 +439,10 @@ export async function restoreProgress(
   let trusted = 0;
   let skipped = 0;
   for (let piece = 0; piece < meta.pieceCount; piece++) {
+    if (now === null) {
+      toCheck.push(piece);
+      continue;
+    }
     let missing = false;
     let doubtful = saved === null;
     for (const span of spansFor(meta, piece, 0, pieceLengthOf(meta, piece))) {

@@ -1,6 +1,7 @@
 /**
- * The storage contract: the small {@linkcode StorageBackend} interface a backend implements,
- * the {@linkcode MissingDataError} it throws for data that is not on disk, a guard that the
+ * The core's side of the storage contract: the {@linkcode StorageBackend} interface a backend
+ * implements lives in `lib/types.ts` (re-exported here); this module has the
+ * {@linkcode MissingDataError} the core uses for data that is not stored, the checked layer the
  * core wraps around any backend ({@linkcode CheckedStorage}), and the mapping of operating
  * system and Deno permission errors to clear {@linkcode StorageError} messages.
  *
@@ -8,75 +9,10 @@
  */
 
 import { StorageError } from "../errors.ts";
-import type { Metainfo } from "../types.ts";
+import type { FileStat, Metainfo, StorageBackend } from "../types.ts";
 import { pieceLengthOf } from "./piece_map.ts";
 
-/**
- * Where a torrent's pieces live. Offsets are relative to a piece; a backend maps them to
- * files (see `piece_map.ts`). The core only writes whole pieces whose hash matched.
- *
- * @example A backend that keeps everything in memory
- * ```ts
- * import type { StorageBackend } from "./storage.ts";
- * import { MissingDataError } from "./storage.ts";
- * const pieceLength = 16384;
- * const pieces = new Map<number, Uint8Array>();
- * const memory: StorageBackend = {
- *   read(piece, begin, length) {
- *     const data = pieces.get(piece);
- *     if (data === undefined) return Promise.reject(new MissingDataError(`Piece ${piece} is not on disk`));
- *     return Promise.resolve(data.slice(begin, begin + length));
- *   },
- *   write(piece, begin, data) {
- *     const buf = pieces.get(piece) ?? new Uint8Array(pieceLength);
- *     buf.set(data, begin);
- *     pieces.set(piece, buf);
- *     return Promise.resolve();
- *   },
- *   flush: () => Promise.resolve(),
- *   close: () => Promise.resolve(),
- * };
- * ```
- */
-export interface StorageBackend {
-  /**
-   * Reads bytes of a piece. Pad-file ranges read as zeros.
-   *
-   * @param piece Piece index.
-   * @param begin Offset within the piece.
-   * @param length Number of bytes.
-   * @returns A new array of exactly `length` bytes.
-   * @throws {MissingDataError} when a file is absent or too short (treat the piece as missing).
-   * @throws {StorageError} on any other failure.
-   */
-  read(piece: number, begin: number, length: number): Promise<Uint8Array>;
-  /**
-   * Writes bytes of a piece. Pad-file ranges are skipped (never written). The data is not
-   * kept after the promise settles.
-   *
-   * @param piece Piece index.
-   * @param begin Offset within the piece.
-   * @param data The bytes.
-   * @throws {StorageError} when the data cannot be written.
-   */
-  write(piece: number, begin: number, data: Uint8Array): Promise<void>;
-  /**
-   * Makes everything written so far durable (`fdatasync` of files written since the last flush).
-   *
-   * @throws {StorageError} when data could not be made durable.
-   */
-  flush(): Promise<void>;
-  /** Flushes and releases every resource. Later calls fail with {@linkcode StorageError}. */
-  close(): Promise<void>;
-}
-
-/** Size and modification time of a file on disk. */
-export interface FileStat {
-  /** Size in bytes. */
-  size: number;
-  /** Last modification time, milliseconds since the Unix epoch. */
-  mtimeMs: number;
-}
+export type { FileStat, StorageBackend } from "../types.ts";
 
 /**
  * A backend that can also report each file's size and modification time, which resume data
@@ -260,8 +196,11 @@ function isDenoPermissionError(error: unknown): boolean {
 /**
  * Wraps a {@linkcode StorageBackend} for the core: checks every piece index and range against
  * the torrent before it reaches the backend, turns whatever a backend throws into a
- * {@linkcode StorageError} (a {@linkcode MissingDataError} passes through unchanged), and
- * refuses calls after {@linkcode CheckedStorage.close}.
+ * {@linkcode StorageError} naming the backend (a {@linkcode MissingDataError} passes through
+ * unchanged, and a rejection whose `code` is `"ENOENT"` becomes one), and refuses calls after
+ * {@linkcode CheckedStorage.close}. A backend without `fileStat` reports every file as
+ * unknown (`null`) and {@linkcode CheckedStorage.canStat} is false: the core then keeps no
+ * resume data for it and verifies every piece at start-up.
  *
  * @example
  * ```ts
@@ -273,9 +212,11 @@ function isDenoPermissionError(error: unknown): boolean {
  * await storage.write(0, 0, new Uint8Array(meta.pieceLength));
  * ```
  */
-export class CheckedStorage implements StorageBackend, AsyncDisposable {
+export class CheckedStorage implements StorageWithStat, AsyncDisposable {
   #backend: StorageBackend;
   #meta: Metainfo;
+  /** " in NAME storage" for messages, or "" for a backend without a name. */
+  #in: string;
   #closed = false;
 
   /**
@@ -287,6 +228,17 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
   constructor(backend: StorageBackend, meta: Metainfo) {
     this.#backend = backend;
     this.#meta = meta;
+    this.#in = typeof backend.name === "string" && backend.name !== "" ? ` in ${backend.name} storage` : "";
+  }
+
+  /** The wrapped backend (for abilities of one kind of backend, such as trimming files). */
+  get backend(): StorageBackend {
+    return this.#backend;
+  }
+
+  /** True when the backend reports file sizes and times (resume data can be trusted). */
+  get canStat(): boolean {
+    return typeof this.#backend.fileStat === "function";
   }
 
   /**
@@ -296,6 +248,7 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
    * @param begin Offset within the piece.
    * @param length Number of bytes.
    * @returns Exactly `length` bytes.
+   * @throws {MissingDataError} when the data is not stored.
    */
   async read(piece: number, begin: number, length: number): Promise<Uint8Array> {
     this.#check("read", piece, begin, length);
@@ -303,11 +256,15 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
     try {
       data = await this.#backend.read(piece, begin, length);
     } catch (error) {
-      throw toStorageError(error, { action: "read", target: `piece ${piece}` });
+      if (!(error instanceof StorageError) && errorCode(error) === "ENOENT") {
+        const why = error instanceof Error ? error.message : String(error);
+        throw new MissingDataError(`Piece ${piece} is not stored${this.#in}: ${why}`, {}, { cause: error });
+      }
+      throw toStorageError(error, { action: "read", target: `piece ${piece}${this.#in}` });
     }
     if (!(data instanceof Uint8Array) || data.length !== length) {
       throw new StorageError(
-        `Failed reading piece ${piece}: backend returned ${
+        `Failed reading piece ${piece}${this.#in}: backend returned ${
           (data as Uint8Array)?.length
         } bytes, expected ${length}`,
       );
@@ -327,7 +284,24 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
     try {
       await this.#backend.write(piece, begin, data);
     } catch (error) {
-      throw toStorageError(error, { action: "write", target: `piece ${piece}` });
+      throw toStorageError(error, { action: "write", target: `piece ${piece}${this.#in}` });
+    }
+  }
+
+  /**
+   * A file's size and mtime from the backend, or `null` when it is absent, a pad file, or the
+   * backend cannot tell (see {@linkcode CheckedStorage.canStat}).
+   *
+   * @param fileIndex Index in `meta.files`.
+   * @returns The size and mtime, or `null`.
+   */
+  async fileStat(fileIndex: number): Promise<FileStat | null> {
+    if (this.#closed) throw new StorageError(`Cannot check file ${fileIndex}: storage is closed`);
+    if (this.#backend.fileStat === undefined) return null;
+    try {
+      return await this.#backend.fileStat(fileIndex);
+    } catch (error) {
+      throw toStorageError(error, { action: "stat", target: `file ${fileIndex}${this.#in}` });
     }
   }
 
@@ -337,7 +311,7 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
     try {
       await this.#backend.flush();
     } catch (error) {
-      throw toStorageError(error, { action: "sync", target: "storage" });
+      throw toStorageError(error, { action: "sync", target: `storage${this.#in}` });
     }
   }
 
@@ -348,7 +322,7 @@ export class CheckedStorage implements StorageBackend, AsyncDisposable {
     try {
       await this.#backend.close();
     } catch (error) {
-      throw toStorageError(error, { action: "sync", target: "storage" });
+      throw toStorageError(error, { action: "sync", target: `storage${this.#in}` });
     }
   }
 
