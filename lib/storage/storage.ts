@@ -37,8 +37,9 @@ export interface StorageWithStat extends StorageBackend {
 }
 
 /**
- * Thrown by {@linkcode StorageBackend.read} when the requested data is not on disk: a file is
- * absent or shorter than the range. Callers treat the piece as missing rather than failing.
+ * The requested data is not stored: thrown by file storage when a file is absent or shorter
+ * than the range, and by {@linkcode CheckedStorage} for a backend's rejection whose `code` is
+ * `"ENOENT"`. Callers treat the piece as missing rather than failing.
  *
  * @example
  * ```ts
