@@ -207,7 +207,10 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return this.#have;
   }
 
-  /** The resume file's path. */
+  /**
+   * The resume file's path. Resume data is kept only for storage that reports its files
+   * (`fileStat`, as file storage does); other storage is verified piece by piece at start-up.
+   */
   get resumePath(): string {
     const dir = this.#options.resumeDir ?? join(this.#options.downloadDir, ".shoal");
     return join(dir, `${this.infoHash}.resume`);
