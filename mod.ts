@@ -62,7 +62,9 @@ export {
   TrackerError,
   type TrackerErrorOptions,
 } from "./lib/tracker/types.ts";
-export type { HandshakenPeer } from "./lib/peer/handshake_io.ts";
+export type { HandshakenPeer } from "./lib/peer/handshake_read.ts";
+export { tcpTransport, type TcpTransportOptions } from "./lib/net/tcp_transport.ts";
+export * from "./lib/net/memory_transport.ts";
 export type { Handshake } from "./lib/wire/handshake.ts";
 export * from "./plugins/selection/rarest_first.ts";
 export * from "./plugins/selection/sequential.ts";

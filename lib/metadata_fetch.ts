@@ -27,14 +27,15 @@ import { MetainfoError, ProtocolError, ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
-import { dialWithEncryption, type HandshakenPeer } from "./peer/handshake_io.ts";
+import { dialWithEncryption } from "./peer/dial.ts";
+import type { HandshakenPeer } from "./peer/handshake_read.ts";
 import { parseAddress } from "./net/address.ts";
 import { equalBytes } from "./net/bytes.ts";
 import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
 import { sha1 } from "./storage/verify.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Encryption } from "./types.ts";
+import type { Encryption, Transport } from "./types.ts";
 import { reservedBits } from "./wire/handshake.ts";
 
 /** Options for {@linkcode fetchMetadata} and {@linkcode MetadataFetcher}. */
@@ -59,6 +60,8 @@ export interface FetchMetadataOptions {
   maxMetadataSize?: number;
   /** Connection encryption plugin; absent: plaintext only. */
   encryption?: Encryption;
+  /** How peers are dialled. @default {tcpTransport()} */
+  transport?: Transport;
   /** Connections at once. @default {8} */
   maxConnections?: number;
   /** Deadline for dialling plus handshake, in ms. @default {10_000} */
@@ -453,6 +456,7 @@ export class MetadataFetcher {
         reserved: reservedBits({ fast: true, extensions: true }),
       },
       encryption: this.#options.encryption,
+      transport: this.#options.transport,
       timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
       signal: this.#abort.signal,
     });

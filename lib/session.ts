@@ -10,8 +10,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
-import { acceptPeer, connDuplex } from "./peer/handshake_io.ts";
-import { formatAddress, parsePeerAddress } from "./net/address.ts";
+import { hostOf, parsePeerAddress } from "./net/address.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
@@ -23,6 +22,8 @@ import type {
   PeerExtension,
   PieceSelector,
   StorageFactory,
+  Transport,
+  TransportListener,
 } from "./types.ts";
 import { type FilePriority, selectOnly } from "./file_priority.ts";
 import type { MagnetLink } from "./magnet.ts";
@@ -34,15 +35,11 @@ import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { LocalDiscovery } from "./discovery/lsd.ts";
 import { type DhtSessionOptions, SessionDht } from "./dht/session_dht.ts";
-import { acceptLoop, closeQuietly } from "./net/accept_loop.ts";
 import { type DescriptorBudget, processDescriptors } from "./net/descriptor_budget.ts";
-import { PendingGate } from "./net/pending_gate.ts";
-import { PressureLog } from "./net/pressure_log.ts";
-import {
-  MAX_DIALS_IN_PROGRESS,
-  MAX_PENDING_HANDSHAKES,
-  MAX_PENDING_HANDSHAKES_PER_ADDRESS,
-} from "./peer/listener_limits.ts";
+import { bindListener } from "./net/bind_listener.ts";
+import { tcpTransport } from "./net/tcp_transport.ts";
+import { servePeers } from "./peer/peer_listener.ts";
+import { MAX_DIALS_IN_PROGRESS } from "./peer/listener_limits.ts";
 
 /** Options for {@linkcode BaseSession}. */
 export interface BaseSessionOptions {
@@ -130,6 +127,12 @@ export interface BaseSessionOptions {
    * of your own. @default {fileStorage()}
    */
   storage?: StorageFactory;
+  /**
+   * How peer connections are made and accepted. `tcpTransport()` is the default; a
+   * `MemoryNetwork` host's transport runs a session with no sockets (simulations).
+   * @default {tcpTransport()}
+   */
+  transport?: Transport;
 }
 
 /** Options for {@linkcode BaseSession.add}. */
@@ -199,18 +202,15 @@ export class BaseSession implements AsyncDisposable {
   readonly logger: Logger;
   readonly #options: BaseSessionOptions;
   readonly #torrents = new Map<string, Torrent>();
-  #listener: Deno.TcpListener | null = null;
-  /** The address the listener is bound to ("::", "0.0.0.0" or the `hostname` option). */
-  #boundHostname: string | null = null;
+  readonly #transport: Transport;
+  /** Bound to "::", "0.0.0.0" or the `hostname` option. */
+  #listener: TransportListener | null = null;
   #listening: Promise<number> | null = null;
   #connections = 0;
   readonly #perAddress = new Map<string, number>();
   /** Outgoing dials in progress (half-open), over all torrents. */
   #dialing = 0;
   readonly #budget: DescriptorBudget;
-  /** Incoming connections waiting for their handshake. */
-  readonly #pending: PendingGate;
-  readonly #pressure: PressureLog;
   readonly #buckets: { upload: TokenBucket; download: TokenBucket };
   #udp: UdpTrackerClient | null = null;
   /** SHA-1("req2" + info-hash) → info-hash, for encrypted incoming handshakes. */
@@ -239,11 +239,7 @@ export class BaseSession implements AsyncDisposable {
     this.logger = options.logger ??
       new Logger({ sinks: options.logSinks ?? [], level: options.logLevel ?? "info" });
     this.#budget = options.descriptorBudget ?? processDescriptors();
-    this.#pending = new PendingGate({
-      maxPending: options.maxPendingHandshakes ?? MAX_PENDING_HANDSHAKES,
-      maxPendingPerAddress: options.maxPendingHandshakesPerAddress ?? MAX_PENDING_HANDSHAKES_PER_ADDRESS,
-    }, this.#budget);
-    this.#pressure = new PressureLog("session", this.logger);
+    this.#transport = options.transport ?? tcpTransport({ logger: this.logger });
     this.#dht = options.dht
       ? new SessionDht({
         config: options.dht,
@@ -262,7 +258,7 @@ export class BaseSession implements AsyncDisposable {
 
   /** The listening port (0 until listening). */
   get port(): number {
-    return this.#listener ? (this.#listener.addr as Deno.NetAddr).port : 0;
+    return this.#listener?.port ?? 0;
   }
 
   /**
@@ -273,7 +269,7 @@ export class BaseSession implements AsyncDisposable {
    * listener gives its loopback address.
    */
   get listenAddresses(): string[] {
-    if (this.#listener === null || this.#boundHostname === null) return [];
+    if (this.#listener === null) return [];
     let interfaces: Deno.NetworkInterfaceInfo[] = [];
     try {
       interfaces = Deno.networkInterfaces();
@@ -283,7 +279,7 @@ export class BaseSession implements AsyncDisposable {
       }
       this.logger.debug("session", `Interface addresses unknown: ${(error as Error).message}`);
     }
-    return servedAddresses(this.#boundHostname, this.port, interfaces);
+    return servedAddresses(this.#listener.hostname, this.port, interfaces);
   }
 
   /** Open connections across all torrents. */
@@ -306,93 +302,23 @@ export class BaseSession implements AsyncDisposable {
     this.#listening ??= Promise.resolve().then(() => {
       // A listener opened after close() would never be closed.
       if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
-      const port = this.#options.port ?? 0;
-      const wanted = this.#options.hostname;
-      let hostname = wanted ?? "::";
-      try {
-        try {
-          this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-        } catch (error) {
-          // No IPv6 on this machine: fall back to IPv4 only.
-          if (wanted !== undefined || error instanceof Deno.errors.AddrInUse) throw error;
-          hostname = "0.0.0.0";
-          this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-        }
-      } catch (error) {
-        throw listenError(error, wanted, port);
-      }
-      this.#boundHostname = hostname;
-      this.logger.info("session", "Listening", { port: this.port, hostname });
-      // Never ends before the listener is closed: failed accepts (EMFILE) are retried with back-off.
-      acceptLoop(this.#listener, {
-        name: "Peer listener",
-        category: "session",
+      this.#listener = bindListener(this.#transport, this.#options.hostname, this.#options.port ?? 0);
+      this.logger.info("session", "Listening", { port: this.port, hostname: this.#listener.hostname });
+      servePeers(this.#listener, {
         logger: this.logger,
-        onConnection: (conn) => this.#accepted(conn),
+        budget: this.#budget,
+        maxPendingHandshakes: this.#options.maxPendingHandshakes,
+        maxPendingHandshakesPerAddress: this.#options.maxPendingHandshakesPerAddress,
+        admits: (address) =>
+          this.#connections < (this.#options.maxConnections ?? 200) &&
+          (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
+        target: (infoHash) => this.#torrents.get(hexOf(infoHash)),
+        encryption: this.#options.encryption,
+        lookup: (obfuscated) => this.#obfuscated.get(hexOf(obfuscated)),
       });
       return this.port;
     });
     return this.#listening;
-  }
-
-  #accepted(conn: Deno.TcpConn): void {
-    const remote = conn.remoteAddr as Deno.NetAddr;
-    const address = formatAddress(unmapIPv4(remote.hostname), remote.port);
-    const host = hostOf(address);
-    if (
-      this.#connections >= (this.#options.maxConnections ?? 200) ||
-      (this.#perAddress.get(host) ?? 0) >= (this.#options.maxConnectionsPerAddress ?? 16)
-    ) {
-      this.logger.debug("session", "Refused an incoming connection: connection limit reached", {
-        peer: address,
-      });
-      closeQuietly(conn);
-      return;
-    }
-    const duplex = connDuplex(conn);
-    const evictedBefore = this.#pending.evicted;
-    const ticket = this.#pending.admit(host, () => duplex.close());
-    if (typeof ticket === "string") {
-      duplex.close();
-      this.#pressure.note(
-        ticket === "address"
-          ? "Peer listener under pressure: refused connections from an address with too many waiting for a handshake"
-          : "Peer listener under pressure: refused connections, no file descriptor left for sockets",
-        { peer: address, waiting: this.#pending.size, sockets: this.#budget.used },
-      );
-      return;
-    }
-    if (this.#pending.evicted > evictedBefore) {
-      this.#pressure.note(
-        "Peer listener under pressure: too many connections waiting for a handshake, the oldest evicted",
-        { peer: address, waiting: this.#pending.size, evicted: this.#pending.evicted },
-      );
-    }
-    conn.setNoDelay(true);
-    this.#incoming(duplex, address).catch((error) => {
-      this.logger.debug("session", `Incoming connection dropped: ${(error as Error).message}`, {
-        peer: address,
-      });
-    }).finally(() => ticket.release());
-  }
-
-  async #incoming(duplex: ReturnType<typeof connDuplex>, address: string): Promise<void> {
-    let torrent: Torrent | undefined;
-    try {
-      const peer = await acceptPeer(duplex, {
-        answer: (remote) => {
-          torrent = this.#torrents.get(hexOf(remote.infoHash));
-          if (torrent === undefined || !torrent.accepts(address)) return null;
-          return torrent.handshake();
-        },
-        ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
-        lookup: (obfuscated) => this.#obfuscated.get(hexOf(obfuscated)),
-      });
-      torrent!.attach(address, peer);
-    } catch (error) {
-      duplex.close();
-      throw error;
-    }
   }
 
   /**
@@ -438,6 +364,7 @@ export class BaseSession implements AsyncDisposable {
       ...(options.resumeDir ? { resumeDir: options.resumeDir } : {}),
       ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
       ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
+      transport: this.#transport,
       admit: (address) =>
         this.#connections < (this.#options.maxConnections ?? 200) &&
         (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16) &&
@@ -533,6 +460,7 @@ export class BaseSession implements AsyncDisposable {
         },
         ...(this.#options.encryption ? { encryption: this.#options.encryption } : {}),
         ...(this.#options.dialTimeoutMs ? { dialTimeoutMs: this.#options.dialTimeoutMs } : {}),
+        transport: this.#transport,
         listenPort: port,
         ...(this.#options.trackers === false ? {} : {
           trackers: {
@@ -639,54 +567,6 @@ export function makePeerId(): Uint8Array {
   id.set(new TextEncoder().encode("-SH0100-"));
   id.set(randomBytes(12), 8);
   return id;
-}
-
-/** Deno's error from `Deno.listen` as a {@linkcode ShoalError} a person can act on. */
-function listenError(error: unknown, hostname: string | undefined, port: number): Error {
-  const host = hostname === undefined ? "" : hostname.includes(":") ? `[${hostname}]` : hostname;
-  const where = host === "" ? `port ${port}` : port === 0 ? host : `${host}:${port}`;
-  if (error instanceof Deno.errors.AddrInUse) {
-    return new ShoalError("LISTEN", `Cannot listen on ${where}: the port is already in use`, {
-      cause: error,
-    });
-  }
-  if (error instanceof Deno.errors.AddrNotAvailable) {
-    return new ShoalError(
-      "LISTEN",
-      `Cannot listen on ${where}: this machine has no such address`,
-      { cause: error },
-    );
-  }
-  if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    const message = (error as Error).message;
-    // Ports below 1024 need privileges; Deno's own permission checks say "Requires net access".
-    return /Requires|--allow/.test(message)
-      ? new ShoalError("PERMISSION", `Cannot listen: run with --allow-net (${message})`, { cause: error })
-      : new ShoalError("LISTEN", `Cannot listen on ${where}: permission denied (${message})`, {
-        cause: error,
-      });
-  }
-  if (
-    error instanceof TypeError || error instanceof URIError ||
-    (error instanceof Error && /resolve|lookup|not known/i.test(error.message))
-  ) {
-    return new ShoalError("LISTEN", `Cannot listen on ${where}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-/** "::ffff:1.2.3.4" (an IPv4 peer on a dual-stack socket) → "1.2.3.4". */
-function unmapIPv4(hostname: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
-  return m ? m[1]! : hostname;
-}
-
-function hostOf(address: string): string {
-  return address.startsWith("[")
-    ? address.slice(1, address.indexOf("]"))
-    : address.slice(0, address.lastIndexOf(":"));
 }
 
 function hexOf(bytes: Uint8Array): string {

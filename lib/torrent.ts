@@ -12,7 +12,8 @@ import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
 import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
-import { dialWithEncryption, type HandshakenPeer } from "./peer/handshake_io.ts";
+import { dialWithEncryption } from "./peer/dial.ts";
+import type { HandshakenPeer } from "./peer/handshake_read.ts";
 import { parseAddress, parsePeerAddress } from "./net/address.ts";
 import { equalBytes } from "./net/bytes.ts";
 import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
@@ -533,6 +534,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return dialWithEncryption(address, {
       handshake: this.handshake(),
       encryption: this.#options.encryption,
+      transport: this.#options.transport,
       timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
       signal: this.#abort.signal,
       onAttemptFailed: (attempt, error) =>
@@ -951,7 +953,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       address: p.id,
       client: clientName(p.peerId),
       direction: this.#outgoing.has(p.id) ? "out" : "in",
-      transport: "tcp",
+      transport: this.#options.transport?.name ?? "tcp",
       encryption: this.#encryption.get(p.id) ?? "none",
       downloadRate: p.downloadRate,
       uploadRate: p.uploadRate,

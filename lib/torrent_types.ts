@@ -8,7 +8,7 @@
 import type { Logger } from "./log.ts";
 import type { TokenBucket } from "./peer/rate_limiter.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
-import type { Encryption, PeerExtension, PieceSelector, StorageFactory } from "./types.ts";
+import type { Encryption, PeerExtension, PieceSelector, StorageFactory, Transport } from "./types.ts";
 import type { FilePriority } from "./file_priority.ts";
 import type { CheckProgress } from "./storage/resume.ts";
 
@@ -66,8 +66,11 @@ export interface TorrentStats {
   readonly done: boolean;
 }
 
-/** How a peer connection is carried. */
-export type PeerTransport = "tcp";
+/**
+ * How a peer connection is carried: the name of the session's {@linkcode Transport}
+ * (`"tcp"`, `"memory"` in simulations, later `"utp"`).
+ */
+export type PeerTransport = "tcp" | "utp" | "memory" | (string & Record<never, never>);
 
 /** A snapshot of one connected peer. */
 export interface PeerInfo {
@@ -201,6 +204,8 @@ export interface TorrentOptions {
   countDial?: (delta: number, address: string) => void;
   /** Deadline for dialling plus handshake, in ms. @default {10_000} */
   dialTimeoutMs?: number;
+  /** How peers are dialled. @default {tcpTransport()} */
+  transport?: Transport;
   /** This torrent's upload limit in bytes per second (0: none). @default {0} */
   uploadLimit?: number;
   /** This torrent's download limit in bytes per second (0: none). @default {0} */

@@ -168,6 +168,80 @@ export interface Duplex {
 }
 
 /**
+ * A connection a {@linkcode Transport} made or accepted: a {@linkcode Duplex} that knows the
+ * address of the other end.
+ */
+export interface TransportConnection extends Duplex {
+  /** The other end as "host:port" ("[v6]:port"), IPv4-mapped IPv6 given as plain IPv4. */
+  readonly remoteAddress: string;
+}
+
+/** Where a {@linkcode Transport} listens. */
+export interface TransportListenOptions {
+  /** Address to bind ("::" and "0.0.0.0" mean every address the transport has). */
+  readonly hostname: string;
+  /** Port to bind; 0 picks a free one. */
+  readonly port: number;
+}
+
+/**
+ * An open listener: iterate it for accepted connections. The iteration ends once the
+ * listener is closed; a transport that can fail to accept (TCP at the descriptor limit)
+ * retries with back-off inside the iteration rather than ending it.
+ */
+export interface TransportListener extends AsyncIterable<TransportConnection> {
+  /** The bound address as the transport reports it ("::" for a TCP wildcard listener). */
+  readonly hostname: string;
+  /** The bound port (the one picked, when 0 was asked for). */
+  readonly port: number;
+  /** Stops listening; connections accepted already stay open. Must not throw. */
+  close(): void;
+}
+
+/**
+ * How peer connections are made and accepted: TCP by default (`tcpTransport()`), or an
+ * in-memory network for simulations (`MemoryNetwork`), later uTP. The core speaks BitTorrent
+ * over the duplexes a transport gives it and never knows which one it is; encryption wraps
+ * them as it wraps TCP connections.
+ *
+ * @example A transport that logs each dial, around another one
+ * ```ts
+ * import type { Transport } from "./types.ts";
+ * export function logged(inner: Transport): Transport {
+ *   return {
+ *     name: inner.name,
+ *     connect(address, signal) {
+ *       console.log(`dialling ${address}`);
+ *       return inner.connect(address, signal);
+ *     },
+ *     listen: (options) => inner.listen(options),
+ *   };
+ * }
+ * ```
+ */
+export interface Transport {
+  /** What `PeerInfo.transport` reports for its connections: `"tcp"`, later `"utp"`. */
+  readonly name: string;
+  /**
+   * Opens a connection.
+   *
+   * @param address "host:port" or "[v6]:port".
+   * @param signal Aborts the attempt; a connection that opens after it is closed at once.
+   * @returns The connection.
+   */
+  connect(address: string, signal: AbortSignal): Promise<TransportConnection>;
+  /**
+   * Starts listening.
+   *
+   * @param options Address and port.
+   * @returns The listener.
+   * @throws the transport's own error when the address cannot be bound (for TCP, Deno's
+   * `AddrInUse`, `AddrNotAvailable`, `PermissionDenied`...).
+   */
+  listen(options: TransportListenOptions): TransportListener;
+}
+
+/**
  * Finds a torrent's info-hash from the obfuscated form an encrypted handshake carries
  * (MSE sends SHA-1("req2" + info-hash)); undefined when no torrent matches.
  */

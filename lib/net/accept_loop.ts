@@ -51,11 +51,37 @@ export async function acceptLoop<C extends Deno.Conn>(
   listener: Deno.Listener<C>,
   options: AcceptLoopOptions<C>,
 ): Promise<void> {
-  const name = options.name ?? "Listener";
-  const category = options.category ?? "net";
+  await serveConnections(acceptConnections(listener, options), { ...options, close: closeQuietly });
+}
+
+/** Options of {@linkcode acceptConnections}. */
+export type AcceptConnectionsOptions = Omit<AcceptLoopOptions<Deno.Conn>, "onConnection">;
+
+/**
+ * The accepted connections of a listener, as an async iterable: a failed `accept` waits with
+ * back-off and tries again, and every {@linkcode ACCEPTS_PER_TURN} accepts it yields to the
+ * event loop. It ends when the listener is closed or the signal aborts.
+ *
+ * @example
+ * ```ts
+ * import { acceptConnections } from "./accept_loop.ts";
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const connections = acceptConnections(listener, { name: "Echo listener" });
+ * listener.close();
+ * for await (const conn of connections) conn.close(); // ends at once: the listener is closed
+ * ```
+ *
+ * @param listener Anything with `accept()` (a Deno listener).
+ * @param options Names for the log, the retry delays, the signal.
+ * @returns The connections.
+ */
+export async function* acceptConnections<C>(
+  listener: { accept(): Promise<C> },
+  options: AcceptConnectionsOptions = {},
+): AsyncGenerator<C, void, undefined> {
   const backoff = new ListenerBackoff({
-    name,
-    category,
+    name: options.name ?? "Listener",
+    category: options.category ?? "net",
     logger: options.logger,
     ...(options.minDelayMs !== undefined ? { minDelayMs: options.minDelayMs } : {}),
     ...(options.maxDelayMs !== undefined ? { maxDelayMs: options.maxDelayMs } : {}),
@@ -79,12 +105,54 @@ export async function acceptLoop<C extends Deno.Conn>(
       sinceYield = 0;
       await pause(0);
     }
+    yield conn;
+  }
+}
+
+/** Options of {@linkcode serveConnections}. */
+export interface ServeConnectionsOptions<C> {
+  /** Takes each connection; must not throw (a throw is logged and the connection closed). */
+  onConnection: (conn: C) => void;
+  /** Closes a connection whose handler threw; must not throw. */
+  close: (conn: C) => void;
+  /** What is listening, for messages. @default {"Listener"} */
+  name?: string;
+  /** Log category. @default {"net"} */
+  category?: string;
+  /** Where a failing handler is logged. */
+  logger?: Logger | undefined;
+}
+
+/**
+ * Hands each connection of any listener (any transport's) to a handler until the
+ * connections end; a handler that throws is logged, its connection closed, and the loop goes
+ * on. Never rejects.
+ *
+ * @example
+ * ```ts
+ * import { serveConnections } from "./accept_loop.ts";
+ * const conns = [{ close() {} }];
+ * await serveConnections(conns, { onConnection: (c) => c.close(), close: (c) => c.close() });
+ * ```
+ *
+ * @param connections The accepted connections (a transport listener).
+ * @param options The handler, how to close, names for the log.
+ * @returns A promise that resolves when the connections end.
+ */
+export async function serveConnections<C>(
+  connections: AsyncIterable<C> | Iterable<C>,
+  options: ServeConnectionsOptions<C>,
+): Promise<void> {
+  for await (const conn of connections) {
     try {
       options.onConnection(conn);
     } catch (error) {
       // A handler bug must not end the loop: log it and drop this one connection.
-      options.logger?.error(category, `${name}: connection handler failed: ${String(error)}`);
-      closeQuietly(conn);
+      options.logger?.error(
+        options.category ?? "net",
+        `${options.name ?? "Listener"}: connection handler failed: ${String(error)}`,
+      );
+      options.close(conn);
     }
   }
 }

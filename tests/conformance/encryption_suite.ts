@@ -18,7 +18,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { prepend } from "../../lib/peer/handshake_io.ts";
+import { prepend } from "../../lib/peer/handshake_read.ts";
 import type { Duplex, Encryption, InfoHashLookup } from "../../lib/types.ts";
 import { withDeadline } from "../_fake_peer.ts";
 
