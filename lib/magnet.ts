@@ -6,6 +6,8 @@
  */
 
 import { MagnetError } from "./errors.ts";
+import { tryParseAddress } from "./net/address.ts";
+import { fromHex, toHex } from "./net/bytes.ts";
 
 /** A parsed magnet link. */
 export interface MagnetLink {
@@ -166,18 +168,8 @@ export function formatMagnet(link: MagnetLink): string {
   return uri;
 }
 
-function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
-}
-
 function decodeInfoHash(text: string): Uint8Array {
-  if (/^[0-9a-f]{40}$/i.test(text)) {
-    const out = new Uint8Array(20);
-    for (let i = 0; i < 20; i++) out[i] = parseInt(text.slice(i * 2, i * 2 + 2), 16);
-    return out;
-  }
+  if (/^[0-9a-f]{40}$/i.test(text)) return fromHex(text);
   if (/^[a-z2-7]{32}$/i.test(text)) {
     const out = new Uint8Array(20);
     let bits = 0;
@@ -240,30 +232,15 @@ function addUrl(into: Set<string>, value: string, schemes: ReadonlySet<string>, 
   into.add(text);
 }
 
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$/i;
-
 /** Normalises a `host:port` peer address; `undefined` when it is not one. */
 function parsePeer(text: string): string | undefined {
-  let host: string;
-  let portText: string;
-  if (text.startsWith("[")) {
-    const close = text.indexOf("]");
-    if (close < 0 || text[close + 1] !== ":") return undefined;
-    const address = text.slice(1, close);
-    if (!/^[0-9a-f:.]+$/i.test(address) || !URL.canParse(`http://[${address}]/`)) return undefined;
-    host = new URL(`http://[${address}]/`).hostname; // compressed, lower-case, in brackets
-    portText = text.slice(close + 2);
-  } else {
-    const colon = text.lastIndexOf(":");
-    if (colon <= 0) return undefined;
-    host = text.slice(0, colon).toLowerCase();
-    portText = text.slice(colon + 1);
-    if (!HOST_NAME.test(host)) return undefined;
-  }
-  if (!/^[0-9]{1,5}$/.test(portText)) return undefined;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return undefined;
-  return `${host}:${port}`;
+  const parsed = tryParseAddress(text, { strict: true });
+  if (parsed === null) return undefined;
+  const { hostname, port } = parsed;
+  // IPv6 compressed and lower-case, host names lower-case.
+  return hostname.includes(":")
+    ? `${new URL(`http://[${hostname}]/`).hostname}:${port}`
+    : `${hostname.toLowerCase()}:${port}`;
 }
 
 /** Parses a BEP 53 `so` value ("0,2,4-6"); malformed entries are skipped, the result is capped. */

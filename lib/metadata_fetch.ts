@@ -30,7 +30,7 @@ import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
 import { dialWithEncryption } from "./peer/dial.ts";
 import type { HandshakenPeer } from "./peer/handshake_read.ts";
 import { parseAddress } from "./net/address.ts";
-import { equalBytes } from "./net/bytes.ts";
+import { equalBytes, toHex } from "./net/bytes.ts";
 import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
 import { sha1 } from "./storage/verify.ts";
 import { Announcer } from "./tracker/announcer.ts";
@@ -269,7 +269,7 @@ export class MetadataFetcher {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#maxSize = options.maxMetadataSize ?? 16 * 1024 * 1024;
-    this.#log = (options.logger ?? new Logger()).child({ torrent: hex(this.#infoHash).slice(0, 12) });
+    this.#log = (options.logger ?? new Logger()).child({ torrent: toHex(this.#infoHash).slice(0, 12) });
     this.#trackerTiers = [
       ...link.trackers.map((t) => [t]),
       ...(options.trackers?.extraTiers ?? []).map((t) => [...t]),
@@ -705,10 +705,4 @@ export class MetadataFetcher {
     for (const peer of [...this.#peers.values()]) peer.close();
     await this.#announcer?.stop(2000);
   }
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
 }

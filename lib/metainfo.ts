@@ -12,6 +12,7 @@ import { BencodeError, MetainfoError } from "./errors.ts";
 import { TORRENT_LIMITS } from "./limits.ts";
 import { dedupePaths, safeRelativePath } from "./safe_path.ts";
 import type { Metainfo, TorrentFile } from "./types.ts";
+import { toHex } from "./net/bytes.ts";
 
 /** Limits applied while parsing an untrusted `.torrent` file (defaults: `TORRENT_LIMITS`). */
 export interface MetainfoOptions {
@@ -245,12 +246,6 @@ function viewInInfo(value: Uint8Array, infoBytes: Uint8Array, infoStart: number)
 
 function invalid(detail: string): MetainfoError {
   return new MetainfoError(`Invalid torrent: ${detail}`);
-}
-
-function toHex(bytes: Uint8Array): string {
-  let hex = "";
-  for (const b of bytes) hex += b.toString(16).padStart(2, "0");
-  return hex;
 }
 
 /** Checks `meta version`; returns true for a hybrid v1+v2 torrent. */

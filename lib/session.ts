@@ -40,6 +40,7 @@ import { bindListener } from "./net/bind_listener.ts";
 import { tcpTransport } from "./net/tcp_transport.ts";
 import { servePeers } from "./peer/peer_listener.ts";
 import { MAX_DIALS_IN_PROGRESS } from "./peer/listener_limits.ts";
+import { toHex } from "./net/bytes.ts";
 
 /** Options for {@linkcode BaseSession}. */
 export interface BaseSessionOptions {
@@ -312,9 +313,9 @@ export class BaseSession implements AsyncDisposable {
         admits: (address) =>
           this.#connections < (this.#options.maxConnections ?? 200) &&
           (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
-        target: (infoHash) => this.#torrents.get(hexOf(infoHash)),
+        target: (infoHash) => this.#torrents.get(toHex(infoHash)),
         encryption: this.#options.encryption,
-        lookup: (obfuscated) => this.#obfuscated.get(hexOf(obfuscated)),
+        lookup: (obfuscated) => this.#obfuscated.get(toHex(obfuscated)),
       });
       return this.port;
     });
@@ -395,7 +396,7 @@ export class BaseSession implements AsyncDisposable {
     });
     this.#torrents.set(metainfo.infoHashHex, torrent);
     const req2 = createHash("sha1").update("req2").update(metainfo.infoHash).digest();
-    this.#obfuscated.set(hexOf(req2), metainfo.infoHash);
+    this.#obfuscated.set(toHex(req2), metainfo.infoHash);
     try {
       options.onTorrent?.(torrent);
       await torrent.start(options.signal ? { signal: options.signal } : {});
@@ -523,7 +524,7 @@ export class BaseSession implements AsyncDisposable {
     this.#lsd?.remove(torrent.infoHash);
     await this.#dht?.remove(torrent.infoHash);
     for (const [key, hash] of this.#obfuscated) {
-      if (hexOf(hash) === torrent.infoHash) this.#obfuscated.delete(key);
+      if (toHex(hash) === torrent.infoHash) this.#obfuscated.delete(key);
     }
     await torrent.stop();
   }
@@ -567,10 +568,4 @@ export function makePeerId(): Uint8Array {
   id.set(new TextEncoder().encode("-SH0100-"));
   id.set(randomBytes(12), 8);
   return id;
-}
-
-function hexOf(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
 }

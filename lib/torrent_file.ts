@@ -7,6 +7,7 @@
 
 import { MetainfoError } from "./errors.ts";
 import { TORRENT_LIMITS } from "./limits.ts";
+import { concatBytes } from "./net/bytes.ts";
 
 /** Options of {@linkcode readTorrentFile}. */
 export interface ReadTorrentFileOptions {
@@ -59,13 +60,7 @@ export async function readTorrentFile(
     length += n;
     if (length > maxBytes) throw tooBig(undefined);
   }
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 const CHUNK = 1024 * 1024;

@@ -46,6 +46,8 @@ export interface SimPeerOptions {
   magnet?: boolean;
   /** Upload slots. @default {4} */
   uploadSlots?: number;
+  /** Exchange peers (ut_pex). @default {true} */
+  pex?: boolean;
 }
 
 /** One simulated shoal peer. */
@@ -128,6 +130,7 @@ export class SimSwarm implements AsyncDisposable {
       checkFreeSpace: false,
       descriptorBudget: this.#budget,
       uploadSlots: options.uploadSlots ?? 4,
+      pex: options.pex ?? true,
       dialTimeoutMs: 3000,
       storage: options.seed ? this.#filled() : memoryStorage(),
     });

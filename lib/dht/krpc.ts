@@ -18,7 +18,13 @@
 
 import { type BDict, type BEncodable, type BValue, decode, encode } from "../bencode.ts";
 import { ShoalError } from "../errors.ts";
-import { decodeCompactPeers, encodeCompactPeer, formatIp, parseIp } from "../tracker/compact.ts";
+import {
+  decodeCompactPeer,
+  decodeCompactPeers,
+  encodeCompactPeer,
+  parseIp,
+  tryParseAddress,
+} from "../net/address.ts";
 
 /** Length of node ids and info-hashes. */
 export const ID_LENGTH = 20;
@@ -382,12 +388,8 @@ function bytesOf(
 export function decodeCompactNodes(bytes: Uint8Array): CompactNode[] {
   const out: CompactNode[] = [];
   for (let at = 0; at + COMPACT_NODE_LENGTH <= bytes.length; at += COMPACT_NODE_LENGTH) {
-    const port = (bytes[at + 24]! << 8) | bytes[at + 25]!;
-    if (port === 0) continue;
-    out.push({
-      id: bytes.slice(at, at + 20),
-      address: `${formatIp(bytes.subarray(at + 20, at + 24))}:${port}`,
-    });
+    const address = decodeCompactPeer(bytes.subarray(at + 20, at + COMPACT_NODE_LENGTH));
+    if (address !== null) out.push({ id: bytes.slice(at, at + 20), address });
   }
   return out;
 }
@@ -506,16 +508,10 @@ export function encodeKrpc(message: KrpcMessage, options: EncodeKrpcOptions = {}
  * @returns The parts, or `null` when it is not an IPv4 literal with a port from 1 to 65535.
  */
 export function parseIpv4Address(address: string): { ip: Uint8Array; host: string; port: number } | null {
-  const colon = address.lastIndexOf(":");
-  if (colon < 0) return null;
-  const host = address.slice(0, colon);
-  const portText = address.slice(colon + 1);
-  if (!/^[0-9]{1,5}$/.test(portText)) return null;
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return null;
-  const ip = parseIp(host);
+  const parsed = tryParseAddress(address);
+  const ip = parsed === null ? null : parseIp(parsed.hostname);
   if (ip === null || ip.length !== 4) return null;
-  return { ip, host, port };
+  return { ip, host: parsed!.hostname, port: parsed!.port };
 }
 
 function latin1(bytes: Uint8Array): string {

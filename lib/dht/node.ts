@@ -28,8 +28,8 @@
 import { lookup as dnsLookup } from "node:dns/promises";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
-import { parseIp } from "../tracker/compact.ts";
-import { toHex } from "../tracker/types.ts";
+import { formatAddress, hostOf, parseIp, tryParseAddress } from "../net/address.ts";
+import { toHex } from "../net/bytes.ts";
 import { type CompactNode, KRPC_ERRORS, type KrpcQuery, parseIpv4Address } from "./krpc.ts";
 import { iterativeLookup, type LookupNode, type LookupReply } from "./lookup.ts";
 import { bep42NodeId, commonPrefixBits, compareDistance, isBep42Exempt, isValidBep42 } from "./node_id.ts";
@@ -320,15 +320,14 @@ export class DhtNode {
         out.push(`${direct.host}:${direct.port}`);
         continue;
       }
-      const colon = host.lastIndexOf(":");
-      const port = Number(host.slice(colon + 1));
-      if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
+      const named = tryParseAddress(host);
+      if (named === null) {
         this.#log?.warn("dht", `Invalid DHT bootstrap node: ${host} (expected HOST:PORT)`);
         continue;
       }
       try {
-        const found = await dnsLookup(host.slice(0, colon), { family: 4, all: true });
-        for (const entry of found) out.push(`${entry.address}:${port}`);
+        const found = await dnsLookup(named.hostname, { family: 4, all: true });
+        for (const entry of found) out.push(`${entry.address}:${named.port}`);
       } catch (error) {
         // Warn once per node; retries (every minute while the table is small) log at debug level.
         const level = this.#warnedHosts.has(host) ? "debug" : "warn";
@@ -521,13 +520,13 @@ export class DhtNode {
 
   /** Counts what other nodes say our address is; the most agreed on (by 3 or more) is kept. */
   #vote(ipAndPort: string, voter: string): void {
-    const ip = ipAndPort.slice(0, ipAndPort.lastIndexOf(":"));
+    const ip = hostOf(ipAndPort);
     let voters = this.#ipVotes.get(ip);
     if (voters === undefined) {
       if (this.#ipVotes.size >= 16) return;
       this.#ipVotes.set(ip, voters = new Set());
     }
-    if (voters.size < 64) voters.add(voter.slice(0, voter.lastIndexOf(":")) || voter);
+    if (voters.size < 64) voters.add(hostOf(voter) || voter);
     let best: string | undefined;
     let bestVotes = 2;
     for (const [candidate, set] of this.#ipVotes) {
@@ -543,7 +542,7 @@ export class DhtNode {
     if (query.q === "unknown") {
       return { y: "e", code: KRPC_ERRORS.methodUnknown, message: "Method Unknown" };
     }
-    const ip = from.slice(0, from.lastIndexOf(":"));
+    const ip = hostOf(from);
     // A querying node is only refreshed if known; an unknown one is pinged before it may enter.
     const { inTable } = table.seen(query.id, from, "query");
     if (!inTable && !query.readOnly && table.wants(query.id, from)) this.addNode(from);
@@ -563,9 +562,9 @@ export class DhtNode {
           this.#log?.debug("dht", "Refused an announce with a bad token", { from });
           return { y: "e", code: KRPC_ERRORS.protocol, message: "Bad token" };
         }
-        const port = query.impliedPort ? Number(from.slice(from.lastIndexOf(":") + 1)) : query.port;
+        const port = query.impliedPort ? (tryParseAddress(from)?.port ?? 0) : query.port;
         if (port < 1 || port > 65535) return { y: "e", code: KRPC_ERRORS.protocol, message: "Invalid port" };
-        const outcome = this.#store.add(toHex(query.infoHash), `${ip}:${port}`);
+        const outcome = this.#store.add(toHex(query.infoHash), formatAddress(ip, port));
         if (outcome !== "stored") {
           this.#log?.debug("dht", `Refused an announce: ${outcome}`, { from });
           return { y: "e", code: KRPC_ERRORS.server, message: "Storage full" };

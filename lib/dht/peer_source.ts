@@ -9,7 +9,7 @@
 
 import type { Logger } from "../log.ts";
 import type { DhtLookupOptions, DhtLookupResult } from "./node.ts";
-import { toHex } from "../tracker/types.ts";
+import { toHex } from "../net/bytes.ts";
 
 /** The part of a {@linkcode DhtNode} a peer source uses. */
 export interface DhtLookupService {

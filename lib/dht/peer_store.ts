@@ -10,6 +10,8 @@
  * @module
  */
 
+import { hostOf } from "../net/address.ts";
+
 /** Options for {@linkcode PeerStore}. */
 export interface PeerStoreOptions {
   /** Most info-hashes stored. @default {2000} */
@@ -83,7 +85,7 @@ export class PeerStore {
    */
   add(infoHash: string, address: string): StoreOutcome {
     const now = this.#now();
-    const ip = address.slice(0, address.lastIndexOf(":"));
+    const ip = hostOf(address);
     let peers = this.#hashes.get(infoHash);
     const ipHashes = this.#byIp.get(ip);
     if (!ipHashes?.has(infoHash) && (ipHashes?.size ?? 0) >= this.#maxPerIp) {
@@ -146,8 +148,8 @@ export class PeerStore {
 
   /** An announce was removed: forget the IP's membership if it has no other port there. */
   #forgetIp(address: string, hash: string, peers: Map<string, number>): void {
-    const ip = address.slice(0, address.lastIndexOf(":"));
-    for (const other of peers.keys()) if (other.slice(0, other.lastIndexOf(":")) === ip) return;
+    const ip = hostOf(address);
+    for (const other of peers.keys()) if (hostOf(other) === ip) return;
     const set = this.#byIp.get(ip);
     set?.delete(hash);
     if (set?.size === 0) this.#byIp.delete(ip);

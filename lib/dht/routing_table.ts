@@ -22,6 +22,8 @@
  */
 
 import { commonPrefixBits, compareDistance, randomIdWithPrefix } from "./node_id.ts";
+import { hostOf } from "../net/address.ts";
+import { equalBytes } from "../net/bytes.ts";
 
 /** A node's standing (BEP 5). */
 export type NodeState = "good" | "questionable" | "bad";
@@ -227,7 +229,7 @@ export class RoutingTable {
         return { inTable: true, ping: [] };
       }
       // Full of live nodes: wait as a replacement; the questionable ones get pinged.
-      const at = bucket.replacements.findIndex((n) => n.address === address || equalId(n.id, id));
+      const at = bucket.replacements.findIndex((n) => n.address === address || equalBytes(n.id, id));
       if (at >= 0) bucket.replacements.splice(at, 1);
       bucket.replacements.push(node);
       if (bucket.replacements.length > this.#k) bucket.replacements.shift();
@@ -384,14 +386,6 @@ function hexKey(id: Uint8Array): string {
   let s = "";
   for (const b of id) s += String.fromCharCode(b);
   return s;
-}
-
-function equalId(a: Uint8Array, b: Uint8Array): boolean {
-  return commonPrefixBits(a, b) === 160;
-}
-
-function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(":"));
 }
 
 function isLoopback(ip: string): boolean {

@@ -24,7 +24,7 @@
 import { randomBytes } from "node:crypto";
 import { ShoalError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { parseIp } from "../tracker/compact.ts";
+import { parseIp, tryParseAddress, unmapIPv4 } from "../net/address.ts";
 import {
   decodeKrpc,
   encodeKrpc,
@@ -236,7 +236,7 @@ export class KrpcSocket {
     if (this.#pending.size >= (this.#options.maxPending ?? 512)) {
       return Promise.resolve({ type: "unsent", reason: "too many queries waiting" });
     }
-    const target = splitAddress(address);
+    const target = tryParseAddress(address);
     if (target === null) return Promise.resolve({ type: "unsent", reason: `invalid address ${address}` });
     let t: Uint8Array;
     do t = randomBytes(4); while (this.#pending.has(keyOf(t)));
@@ -255,7 +255,7 @@ export class KrpcSocket {
       this.#pending.set(key, { address, timer, resolve });
       this.#stats.queriesOut++;
       this.#stats.bytesOut += bytes.length;
-      conn.send(bytes, { transport: "udp", hostname: target.host, port: target.port }).catch((error) => {
+      conn.send(bytes, { transport: "udp", hostname: target.hostname, port: target.port }).catch((error) => {
         const pending = this.#pending.get(key);
         if (pending === undefined) return;
         clearTimeout(pending.timer);
@@ -388,16 +388,4 @@ export class KrpcSocket {
 
 function keyOf(t: Uint8Array): string {
   return String.fromCharCode(...t);
-}
-
-function splitAddress(address: string): { host: string; port: number } | null {
-  const colon = address.lastIndexOf(":");
-  const port = Number(address.slice(colon + 1));
-  if (colon <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
-  return { host: address.slice(0, colon), port };
-}
-
-function unmapIPv4(hostname: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
-  return m ? m[1]! : hostname;
 }

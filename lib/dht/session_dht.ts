@@ -14,9 +14,9 @@
 import { join } from "node:path";
 import { ShoalError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { parseIp } from "../tracker/compact.ts";
+import { parseIp } from "../net/address.ts";
 import { DhtNode, type DhtNodeOptions, type DhtRateLimits } from "./node.ts";
-import { toHex } from "../tracker/types.ts";
+import { toHex } from "../net/bytes.ts";
 import { DhtPeerSource, type DhtPeerSourceStatus, findPeers } from "./peer_source.ts";
 
 /** DHT settings of a session (`dht: true` takes every default). */

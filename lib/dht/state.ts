@@ -18,7 +18,7 @@ import {
   readFileInside,
   writeFileAtomic,
 } from "../storage/safe_open.ts";
-import { formatIp, parseIp } from "../tracker/compact.ts";
+import { formatIp, parseIp } from "../net/address.ts";
 import { COMPACT_NODE_LENGTH, type CompactNode, decodeCompactNodes, encodeCompactNodes } from "./krpc.ts";
 
 /** What is saved. */

@@ -10,7 +10,7 @@
  */
 
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { parseIp } from "../tracker/compact.ts";
+import { parseIp } from "../net/address.ts";
 
 /** Options for {@linkcode TokenSecrets}. */
 export interface TokenSecretsOptions {

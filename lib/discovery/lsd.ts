@@ -29,9 +29,9 @@
 
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
-import { formatAddress } from "../net/address.ts";
-import { parseIp } from "../tracker/compact.ts";
+import { formatAddress, parseIp } from "../net/address.ts";
 import { receivePackets } from "../net/receive_loop.ts";
+import { toHex } from "../net/bytes.ts";
 
 /** The LSD port. */
 export const LSD_PORT = 6771;
@@ -279,7 +279,7 @@ export class LocalDiscovery implements AsyncDisposable {
     this.#now = options.now ?? Date.now;
     this.#interval = Math.max(LSD_MIN_INTERVAL_MS, options.intervalMs ?? LSD_DEFAULT_INTERVAL_MS);
     this.cookie = options.cookie ??
-      Array.from(randomBytes(8), (b) => b.toString(16).padStart(2, "0")).join("");
+      toHex(randomBytes(8));
     this.#refilled = this.#now();
   }
 

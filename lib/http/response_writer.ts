@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concatBytes } from "../net/bytes.ts";
+
 /** How to write one response. */
 export interface ResponseContext {
   /** The request was HEAD: headers only. */
@@ -130,7 +132,7 @@ export async function writeResponse(
     const headBytes = encoder.encode(head.join("\r\n") + "\r\n\r\n");
     await timedWrite(
       writer,
-      concat([headBytes, ...(chunked ? gathered.map(chunk) : gathered)]),
+      concatBytes([headBytes, ...(chunked ? gathered.map(chunk) : gathered)]),
       context.writeTimeoutMs,
     );
     gathered = [];
@@ -163,20 +165,7 @@ function raceTick<T>(promise: Promise<T>): Promise<T | typeof TICK> {
 }
 
 function chunk(data: Uint8Array): Uint8Array {
-  return concat([encoder.encode(`${data.byteLength.toString(16)}\r\n`), data, encoder.encode("\r\n")]);
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes([encoder.encode(`${data.byteLength.toString(16)}\r\n`), data, encoder.encode("\r\n")]);
 }
 
 /**

@@ -28,6 +28,8 @@ import { ConnectionInput, HttpRequestError, HttpTimeoutError } from "./connectio
 import { DEFAULT_HTTP_SERVER_LIMITS, type HttpServerLimits } from "./limits.ts";
 import { parseRequestHead, type RequestHead } from "./request_head.ts";
 import { writeResponse } from "./response_writer.ts";
+import { unmapIPv4 } from "../net/address.ts";
+import { concatBytes } from "../net/bytes.ts";
 
 /** Where a request came from. */
 export interface HttpRequestInfo {
@@ -435,13 +437,7 @@ export class HttpServer implements AsyncDisposable {
         if ((await input.readLine(limits.maxHeaderBytes, deadline)).length === 0) break;
       }
     }
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return concatBytes(parts);
   }
 }
 
@@ -481,9 +477,4 @@ function makeRequest(
     signal,
     ...(withBody ? { body: body as Uint8Array<ArrayBuffer> } : {}),
   });
-}
-
-function unmapIPv4(hostname: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
-  return m ? m[1]! : hostname;
 }

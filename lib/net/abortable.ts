@@ -20,24 +20,23 @@
  * ```
  *
  * @param promise What to wait for.
- * @param signal Ends the wait early.
+ * @param signal Ends the wait early (none: the promise itself).
  * @param onLate Receives a value that arrived after the abort (to close or release it).
  * @returns The promise's value.
  */
 export function abortable<T>(
   promise: Promise<T>,
-  signal: AbortSignal,
+  signal: AbortSignal | undefined,
   onLate: (value: T) => void = () => {},
 ): Promise<T> {
+  if (signal === undefined) return promise;
   if (signal.aborted) {
     promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
     return Promise.reject(signal.reason);
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      promise.then(onLate, () => {/* the attempt was abandoned; its failure does not matter */});
-      reject(signal.reason);
-    };
+    // A value that arrives after the abort reaches onLate through the handler below, once.
+    const onAbort = () => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (v) => {

@@ -9,6 +9,7 @@
 import { parseAddress } from "../net/address.ts";
 import { BLOCK_SIZE } from "./piece_picker.ts";
 import { sha1 } from "../storage/verify.ts";
+import { toHex } from "../net/bytes.ts";
 
 /** A peer to ban, and why. */
 export interface BanVerdict {
@@ -139,14 +140,6 @@ export class BanList {
   }
 }
 
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
-
 function blockHash(data: Uint8Array, block: number): string {
-  let s = "";
-  for (
-    const byte of sha1(data.subarray(block * BLOCK_SIZE, Math.min(data.length, (block + 1) * BLOCK_SIZE)))
-  ) {
-    s += HEX[byte];
-  }
-  return s;
+  return toHex(sha1(data.subarray(block * BLOCK_SIZE, Math.min(data.length, (block + 1) * BLOCK_SIZE))));
 }

@@ -15,6 +15,7 @@ import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { ExtensionProtocol, type ExtensionProtocolOptions } from "./extension_protocol.ts";
+import { hostOf } from "../net/address.ts";
 
 /** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
@@ -118,12 +119,6 @@ export function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBY
     if (error instanceof TypeError) return null; // not a byte stream: the caller reads chunks instead
     throw error;
   }
-}
-
-function hostOf(address: string): string {
-  return address.startsWith("[")
-    ? address.slice(1, address.indexOf("]"))
-    : address.slice(0, address.lastIndexOf(":"));
 }
 
 const key = (piece: number, begin: number): number => piece * 65536 + begin / BLOCK_SIZE;

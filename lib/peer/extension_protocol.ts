@@ -13,7 +13,7 @@
 import { type BDict, decode, encode } from "../bencode.ts";
 import { ProtocolError } from "../errors.ts";
 import type { ExtensionPeer, PeerExtension } from "../types.ts";
-import { parseIp } from "../tracker/compact.ts";
+import { parseIp } from "../net/address.ts";
 
 /** Largest extended handshake accepted. */
 export const MAX_EXTENDED_HANDSHAKE = 64 * 1024;

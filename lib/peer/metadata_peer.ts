@@ -24,6 +24,7 @@ import {
   metadataPieceLength,
   UT_METADATA,
 } from "./ut_metadata.ts";
+import { hostOf } from "../net/address.ts";
 
 /** Most `have` messages remembered per peer before the metadata is known. */
 const MAX_HAVES = 65_536;
@@ -315,10 +316,4 @@ export class MetadataPeer {
     this.#duplex.close();
     this.#events.closed(this, error);
   }
-}
-
-function hostOf(address: string): string {
-  return address.startsWith("[")
-    ? address.slice(1, address.indexOf("]"))
-    : address.slice(0, address.lastIndexOf(":"));
 }

@@ -20,9 +20,9 @@
 import { decode, encode } from "../bencode.ts";
 import { ProtocolError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { encodeCompactPeer, formatIp } from "../tracker/compact.ts";
 import type { ExtensionPeer, PeerExtension } from "../types.ts";
-import { formatAddress, parseAddress } from "../net/address.ts";
+import { decodeCompactPeer, encodeCompactPeer, formatAddress, tryParseAddress } from "../net/address.ts";
+import { concatBytes } from "../net/bytes.ts";
 
 /** Least time between two PEX messages to one peer, in ms (BEP 11: once a minute). */
 export const PEX_INTERVAL_MS = 60_000;
@@ -118,12 +118,12 @@ export function encodePexMessage(message: PexMessage): Uint8Array {
     if (entry !== null) (entry.length === 6 ? dropped4 : dropped6).push(entry);
   }
   return encode({
-    added: concat(added4),
+    added: concatBytes(added4),
     "added.f": Uint8Array.from(flags4),
-    added6: concat(added6),
+    added6: concatBytes(added6),
     "added6.f": Uint8Array.from(flags6),
-    dropped: concat(dropped4),
-    dropped6: concat(dropped6),
+    dropped: concatBytes(dropped4),
+    dropped6: concatBytes(dropped6),
   });
 }
 
@@ -192,29 +192,12 @@ function* entries(list: Uint8Array, family: 4 | 6): Generator<[number, string | 
 
 /** A compact entry (6 or 18 bytes) as an address, or null when nobody can dial it. */
 function entryAddress(entry: Uint8Array): string | null {
-  const ipLength = entry.length - 2;
-  const ip = entry.subarray(0, ipLength);
-  const port = (entry[ipLength]! << 8) | entry[ipLength + 1]!;
-  if (port === 0) return null;
-  if (ipLength === 4) {
+  const ip = entry.subarray(0, entry.length - 2);
+  if (ip.length === 4) {
     // 0.0.0.0 dials this machine on some systems; multicast and broadcast are nobody.
     if (ip[0] === 0 || ip[0]! >= 224) return null;
-    return `${formatIp(ip)}:${port}`;
-  }
-  if (ip.every((b) => b === 0) || ip[0] === 0xff) return null; // unspecified, multicast
-  return `[${formatIp(ip)}]:${port}`;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  } else if (ip.every((b) => b === 0) || ip[0] === 0xff) return null; // unspecified, multicast
+  return decodeCompactPeer(entry);
 }
 
 /** A peer the torrent is connected to, as {@linkcode UtPex} needs to see it. */
@@ -249,14 +232,8 @@ export function pexAddress(peer: PexConnectedPeer): string | null {
   if (peer.outgoing) return peer.id;
   const p = peer.handshake?.get("p");
   if (typeof p !== "number" || !Number.isInteger(p) || p < 1 || p > 65535) return null;
-  let hostname: string;
-  try {
-    hostname = parseAddress(peer.id).hostname;
-  } catch (error) {
-    if (error instanceof TypeError) return null; // an id that is no address (a test's fake, say)
-    throw error;
-  }
-  return formatAddress(hostname, p);
+  const parsed = tryParseAddress(peer.id); // null: an id that is no address (a test's fake, say)
+  return parsed === null ? null : formatAddress(parsed.hostname, p);
 }
 
 /** Options for {@linkcode UtPex}. */

@@ -33,6 +33,7 @@ import { type FileHandle, lstat, mkdir, open, readlink, realpath, rename, rm, st
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { StorageError } from "../errors.ts";
 import { errorCode } from "./storage.ts";
+import { toHex } from "../net/bytes.ts";
 
 const { O_RDONLY, O_RDWR, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 const READ_NO_FOLLOW = O_RDONLY | O_NOFOLLOW | O_NONBLOCK;
@@ -195,8 +196,7 @@ export async function writeFileAtomic(
 ): Promise<WriteAtomicResult> {
   const at = anchor(root, target);
   await checkFolders(at, true);
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  const random = toHex(crypto.getRandomValues(new Uint8Array(6)));
   const tempName = `.${basename(at.full)}.${random}.tmp`;
   const temp: Anchored = {
     ...at,

@@ -13,15 +13,15 @@
 
 import { type BDict, type BValue, decode, keyBytes } from "../bencode.ts";
 import { BencodeError } from "../errors.ts";
-import { decodeCompactPeers, formatIp, parseIp } from "./compact.ts";
+import { decodeCompactPeers, formatAddress, formatIp, parseIp } from "../net/address.ts";
 import {
   type AnnounceRequest,
   type AnnounceResponse,
   type ScrapeEntry,
-  toHex,
   type TrackerClientOptions,
   TrackerError,
 } from "./types.ts";
+import { concatBytes, toHex } from "../net/bytes.ts";
 
 /** Options for {@linkcode httpAnnounce} and {@linkcode httpScrape}. */
 export interface HttpTrackerOptions extends TrackerClientOptions {
@@ -292,14 +292,7 @@ async function readCapped(response: Response, max: number): Promise<Uint8Array> 
     }
     chunks.push(value);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 async function discard(response: Response): Promise<void> {
@@ -424,7 +417,7 @@ function dictPeer(entry: BValue): string | undefined {
   if (!(ipValue instanceof Uint8Array) || port === undefined || port < 1 || port > 65535) return undefined;
   const host = String.fromCharCode(...ipValue.subarray(0, 300));
   const ip = parseIp(host);
-  if (ip !== null) return ip.length === 4 ? `${formatIp(ip)}:${port}` : `[${formatIp(ip)}]:${port}`;
+  if (ip !== null) return formatAddress(formatIp(ip), port);
   return HOST_NAME.test(host) ? `${host.toLowerCase()}:${port}` : undefined;
 }
 

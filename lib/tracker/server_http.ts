@@ -21,9 +21,9 @@ import {
   normalizeAddress,
   type PeerAddress,
   type SwarmCounts,
-  toHex,
   type TrackerContext,
 } from "./swarm_registry.ts";
+import { concatBytes, toHex } from "../net/bytes.ts";
 
 /** Limits of the HTTP front end. */
 export interface HttpLimits {
@@ -156,8 +156,8 @@ function announce(params: Params, address: PeerAddress, ctx: TrackerContext): Re
   if (compact) {
     const v4 = result.peers.filter((p) => p.address.family === 4);
     const v6 = result.peers.filter((p) => p.address.family === 6);
-    body.set("peers", concat(v4.map((p) => p.compact)));
-    if (v6.length > 0) body.set("peers6", concat(v6.map((p) => p.compact)));
+    body.set("peers", concatBytes(v4.map((p) => p.compact)));
+    if (v6.length > 0) body.set("peers6", concatBytes(v6.map((p) => p.compact)));
   } else {
     body.set(
       "peers",
@@ -212,18 +212,6 @@ function failure(ctx: TrackerContext, reason: string): Response {
 function refuse(ctx: TrackerContext, status: number, text: string): Response {
   ctx.counters.errors++;
   return new Response(`${text}\n`, { status, headers: TEXT_HEADERS });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function parseUint(bytes: Uint8Array | undefined): number | undefined {

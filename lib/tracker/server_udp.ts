@@ -21,9 +21,9 @@ import {
   LOG_CATEGORY,
   normalizeAddress,
   type PeerAddress,
-  toHex,
   type TrackerContext,
 } from "./swarm_registry.ts";
+import { toHex } from "../net/bytes.ts";
 
 /** The magic constant of a BEP 15 connect request. */
 const PROTOCOL_ID = 0x41727101980n;

@@ -9,7 +9,8 @@
  */
 
 import type { Logger } from "../log.ts";
-import { formatIp, parseIp } from "./compact.ts";
+import { formatIp, parseIp } from "../net/address.ts";
+import { equalBytes, toHex } from "../net/bytes.ts";
 
 /** Length of an info-hash and of a peer id, in bytes. */
 export const ID_LENGTH = 20;
@@ -76,24 +77,6 @@ function isV4Mapped(bytes: Uint8Array): boolean {
 export function binaryString(bytes: Uint8Array): string {
   let s = "";
   for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
-}
-
-/**
- * Formats bytes as lower-case hex.
- *
- * @example
- * ```ts
- * import { toHex } from "./swarm_registry.ts";
- * console.log(toHex(new Uint8Array([0, 255]))); // "00ff"
- * ```
- *
- * @param bytes The bytes.
- * @returns The hex text.
- */
-export function toHex(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += bytes[i]!.toString(16).padStart(2, "0");
   return s;
 }
 
@@ -423,7 +406,7 @@ export class SwarmRegistry {
     const requesterIp = input.address.ip;
     const accept = (p: PeerEntry): boolean =>
       (input.family === undefined || p.address.family === input.family) &&
-      !(p.address.ip === requesterIp && (p.port === input.port || bytesEqual(p.peerId, input.peerId)));
+      !(p.address.ip === requesterIp && (p.port === input.port || equalBytes(p.peerId, input.peerId)));
     if (!input.seed) this.#sample(swarm.seeds, input.numwant, accept, out);
     this.#sample(swarm.leechers, input.numwant, accept, out);
     return out;
@@ -459,12 +442,6 @@ function makeEntry(key: string, input: AnnounceInput, now: number): PeerEntry {
     lastSeen: now,
     slot: 0,
   };
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** Mutable counters the front ends share. */

@@ -119,21 +119,3 @@ export class TrackerError extends ShoalError {
     this.gone = options.gone ?? false;
   }
 }
-
-/**
- * Lower-case hex of some bytes (info-hashes in scrape results and logs).
- *
- * @example
- * ```ts
- * import { toHex } from "./types.ts";
- * console.log(toHex(new Uint8Array([0xab, 0x01]))); // "ab01"
- * ```
- *
- * @param bytes The bytes.
- * @returns Their hex text.
- */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}

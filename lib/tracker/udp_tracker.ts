@@ -23,16 +23,17 @@
 
 import { lookup } from "node:dns/promises";
 import type { Logger } from "../log.ts";
-import { decodeCompactPeers, formatIp, normalizeHost, parseIp } from "./compact.ts";
+import { decodeCompactPeers, formatIp, normalizeHost, parseIp } from "../net/address.ts";
 import { dedupePeers, noteRemainder } from "./http_tracker.ts";
 import {
   type AnnounceEvent,
   type AnnounceRequest,
   type AnnounceResponse,
   type ScrapeEntry,
-  toHex,
   TrackerError,
 } from "./types.ts";
+import { abortable } from "../net/abortable.ts";
+import { toHex } from "../net/bytes.ts";
 
 /** Options for {@linkcode UdpTrackerClient}. */
 export interface UdpTrackerClientOptions {
@@ -284,7 +285,7 @@ export class UdpTrackerClient implements AsyncDisposable {
     signal: AbortSignal | undefined,
   ): Promise<{ reply: Uint8Array; target: Target }> {
     if (this.#closed) throw new TrackerError("UDP tracker client is closed", { retryable: false });
-    const target = await withSignal(resolveTarget(url), signal);
+    const target = await abortable(resolveTarget(url), signal);
     const state = { attempt: 0 };
     let reconnected = false;
     const { txid, waiter } = this.#register(target, action, minLength);
@@ -503,26 +504,6 @@ async function resolveTarget(url: string): Promise<Target> {
   const text = formatIp(ip);
   const family = ip.length === 4 ? 4 : 6;
   return { url, ip: text, port, family, key: family === 4 ? `${text}:${port}` : `[${text}]:${port}` };
-}
-
-/** Settles like `promise`, or rejects with the signal's reason when it aborts first. */
-function withSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function readU32(bytes: Uint8Array, at: number): number {

@@ -7,6 +7,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
+import { abortable } from "../net/abortable.ts";
 
 /**
  * A buffered reader over a byte stream, for the parts of a connection that read fixed
@@ -200,7 +201,7 @@ export class ByteReader {
 
   async #readChunk(signal: AbortSignal | undefined): Promise<void> {
     this.#pending ??= this.#reader.read();
-    const result = signal === undefined ? await this.#pending : await raceAbort(this.#pending, signal);
+    const result = signal === undefined ? await this.#pending : await abortable(this.#pending, signal);
     this.#pending = undefined;
     if (result.done) {
       this.#ended = true;
@@ -255,23 +256,4 @@ export class ByteReader {
       this.#head = 0;
     }
   }
-}
-
-/** Waits for `promise`, or rejects with `signal.reason` as soon as the signal aborts. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
 }

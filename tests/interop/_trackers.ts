@@ -20,7 +20,8 @@ import { Logger } from "../../lib/log.ts";
 import type { LogRecord } from "../../lib/types.ts";
 import { httpAnnounce, httpScrape, scrapeUrl } from "../../lib/tracker/http_tracker.ts";
 import { TrackerServer } from "../../lib/tracker/server.ts";
-import { type ScrapeEntry, toHex } from "../../lib/tracker/types.ts";
+import type { ScrapeEntry } from "../../lib/tracker/types.ts";
+import { toHex } from "../../lib/net/bytes.ts";
 import { makePayload, makeTorrentWithLibtorrent, type PayloadFile } from "./_harness.ts";
 import type { PreparedTorrent } from "./_download_helpers.ts";
 

@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { Logger } from "../../lib/log.ts";
 import { Announcer } from "../../lib/tracker/announcer.ts";
 import { httpAnnounce, httpScrape, scrapeUrl } from "../../lib/tracker/http_tracker.ts";
-import { type AnnounceRequest, toHex } from "../../lib/tracker/types.ts";
+import type { AnnounceRequest } from "../../lib/tracker/types.ts";
+import { toHex } from "../../lib/net/bytes.ts";
 import { UdpTrackerClient } from "../../lib/tracker/udp_tracker.ts";
 import { hasOpentracker, startOpentracker } from "./_trackers.ts";
 

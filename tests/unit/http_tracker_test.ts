@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decodeCompactPeers, encodeCompactPeer } from "../../lib/tracker/compact.ts";
+import { decodeCompactPeers, encodeCompactPeer } from "../../lib/net/address.ts";
 import { httpAnnounce, httpScrape, percentEncodeBytes, scrapeUrl } from "../../lib/tracker/http_tracker.ts";
 import { type AnnounceRequest, TrackerError } from "../../lib/tracker/types.ts";
 import { bencoded, compact4, deadPort, ScriptedHttpTracker, withDeadline } from "../_scripted_tracker.ts";

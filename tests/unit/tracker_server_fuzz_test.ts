@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type BDict, decode } from "../../lib/bencode.ts";
-import { formatIp } from "../../lib/tracker/compact.ts";
+import { formatIp } from "../../lib/net/address.ts";
 import { TrackerServer } from "../../lib/tracker/server.ts";
 
 // A bounded burst of garbage against the built-in tracker (HTTP through fetch and raw TCP, UDP

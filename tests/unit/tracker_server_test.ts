@@ -6,7 +6,7 @@ import type { LogRecord } from "../../lib/types.ts";
 import { TrackerServer, type TrackerServerOptions } from "../../lib/tracker/server.ts";
 import { DEFAULT_HTTP_LIMITS, handleHttpRequest } from "../../lib/tracker/server_http.ts";
 import { normalizeAddress, SwarmRegistry, type TrackerContext } from "../../lib/tracker/swarm_registry.ts";
-import { formatIp, parseIp } from "../../lib/tracker/compact.ts";
+import { formatIp, parseIp } from "../../lib/net/address.ts";
 import { readAllowList, trackerCommand } from "../../cli/tracker.ts";
 
 // ---------------------------------------------------------------------------

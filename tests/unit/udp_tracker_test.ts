@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { encodeCompactPeer } from "../../lib/tracker/compact.ts";
+import { encodeCompactPeer } from "../../lib/net/address.ts";
 import { type AnnounceRequest, TrackerError } from "../../lib/tracker/types.ts";
 import { UdpTrackerClient } from "../../lib/tracker/udp_tracker.ts";
 import {
