@@ -9,7 +9,7 @@
 import { Bitfield } from "../bitfield.ts";
 import { PieceUnavailableError, ProtocolError } from "../errors.ts";
 import type { Duplex } from "../types.ts";
-import { FrameParser } from "../wire/framing.ts";
+import { DEFAULT_MAX_MESSAGE_LENGTH, FrameParser } from "../wire/framing.ts";
 import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
 import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
@@ -291,7 +291,9 @@ export class PeerConnection implements PickerPeer {
   }
 
   async #readLoop(): Promise<void> {
-    const parser = new FrameParser({ maxMessageLength: this.#options.maxMessageLength ?? 1024 * 1024 + 13 });
+    const parser = new FrameParser({
+      maxMessageLength: this.#options.maxMessageLength ?? DEFAULT_MAX_MESSAGE_LENGTH,
+    });
     const handle = (m: Message) => this.#handle(m);
     const limiter = this.#options.downloadLimiter;
     const byob = byobReader(this.#duplex.readable);

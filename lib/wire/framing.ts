@@ -1,6 +1,10 @@
 /**
- * Framing of the peer wire protocol as Web Streams: {@linkcode FrameDecoder} turns a byte
- * stream into {@linkcode Message}s and {@linkcode FrameEncoder} turns messages into bytes.
+ * Framing of the peer wire protocol: one synchronous parser, {@linkcode FrameParser}, which
+ * the connections run inside their read loops, wrapped as a Web Stream by
+ * {@linkcode FrameDecoder} (byte stream → {@linkcode Message}s) for stream edges;
+ * {@linkcode FrameEncoder} turns messages into bytes. Why a synchronous parser sits inside
+ * the stream pipeline is in ARCHITECTURE.md ("Framing"): a promise and a queued chunk per
+ * message cost too much at several hundred MiB/s.
  *
  * ## Zero copy, and what it asks of the stream upstream
  *
@@ -159,7 +163,8 @@ function transformChunk(
 /**
  * Splits a byte stream into peer wire messages: reads each 4-byte big-endian length
  * prefix, then that many bytes of body, and decodes them with `decodeMessage`. A length
- * of 0 is a keep-alive.
+ * of 0 is a keep-alive. A thin stream wrapper over {@linkcode FrameParser}, the parser the
+ * connections run, with buffer reuse off.
  *
  * Payloads are views into the input chunks when a body fits in one chunk (see the module
  * documentation): consume or copy them before the upstream could reuse its buffers.
@@ -185,26 +190,15 @@ export class FrameDecoder extends TransformStream<Uint8Array, Message> {
    * @throws {RangeError} when `maxMessageLength` is not a non-negative integer below 2^32.
    */
   constructor(options: FrameDecoderOptions = {}) {
-    const max = options.maxMessageLength ?? DEFAULT_MAX_MESSAGE_LENGTH;
-    if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
-      throw new RangeError(`Invalid maxMessageLength: ${max} is not an integer in [0, 4294967295]`);
-    }
-    const state: DecoderState = {
-      max,
-      headerFill: 0,
-      headerValue: 0,
-      body: undefined,
-      bodyLength: 0,
-      bodyFill: 0,
-      reuse: false,
-      spare: undefined,
-    };
+    // The one parser production runs, minus buffer reuse: messages wait in the stream's
+    // queue, so their payloads must stay valid after the next chunk is parsed.
+    const parser = new FrameParser({ ...options, reuseBuffer: false });
     super({
       transform(chunk, controller) {
-        transformChunk(state, chunk, (message) => controller.enqueue(message));
+        parser.push(chunk, (message) => controller.enqueue(message));
       },
       flush() {
-        checkEnd(state);
+        parser.end();
       },
     });
   }
@@ -223,9 +217,22 @@ function checkEnd(state: DecoderState): void {
   }
 }
 
+/** Options for {@linkcode FrameParser}. */
+export interface FrameParserOptions extends FrameDecoderOptions {
+  /**
+   * Reuse the buffer a straddling body was assembled in for the next one, so a payload is
+   * valid only until `emit` returns. Off for {@linkcode FrameDecoder}, whose messages wait
+   * in a queue.
+   *
+   * @default {true}
+   */
+  reuseBuffer?: boolean;
+}
+
 /**
- * The push-style core of {@linkcode FrameDecoder}, for a read loop that handles each
- * message before reading again: it hands messages to a callback synchronously and reuses
+ * The one wire-message parser: connections run it directly and {@linkcode FrameDecoder}
+ * wraps it for stream edges. Made for a read loop that handles each message before
+ * reading again: it hands messages to a callback synchronously and reuses
  * its assembly buffer, so a connection that reads into one reused buffer (a BYOB reader)
  * decodes with no allocation per message. Every payload is a view that is only valid
  * until the callback returns: copy what you keep.
@@ -248,7 +255,7 @@ export class FrameParser {
    * @param options Limits.
    * @throws {RangeError} when `maxMessageLength` is not a non-negative integer below 2^32.
    */
-  constructor(options: FrameDecoderOptions = {}) {
+  constructor(options: FrameParserOptions = {}) {
     const max = options.maxMessageLength ?? DEFAULT_MAX_MESSAGE_LENGTH;
     if (!Number.isInteger(max) || max < 0 || max > 0xffffffff) {
       throw new RangeError(`Invalid maxMessageLength: ${max} is not an integer in [0, 4294967295]`);
@@ -260,7 +267,7 @@ export class FrameParser {
       body: undefined,
       bodyLength: 0,
       bodyFill: 0,
-      reuse: true,
+      reuse: options.reuseBuffer ?? true,
       spare: undefined,
     };
   }

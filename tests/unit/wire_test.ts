@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import { ProtocolError } from "../../lib/errors.ts";
 import { ByteReader } from "../../lib/wire/byte_reader.ts";
-import { DEFAULT_MAX_MESSAGE_LENGTH, FrameDecoder, FrameEncoder } from "../../lib/wire/framing.ts";
+import {
+  DEFAULT_MAX_MESSAGE_LENGTH,
+  FrameDecoder,
+  FrameEncoder,
+  FrameParser,
+} from "../../lib/wire/framing.ts";
 import {
   decodeHandshake,
   encodeHandshake,
@@ -60,11 +65,52 @@ function concat(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-function decodeChunks(chunks: readonly Uint8Array[], maxMessageLength?: number): Promise<Message[]> {
+/**
+ * Decodes `chunks` the way a connection does (lib/peer/connection.ts): a {@linkcode FrameParser}
+ * with its defaults, every chunk read into one reused buffer that is scribbled over once
+ * `push` returns, each message handled (here: copied) inside `emit`. Throws what the parser throws.
+ */
+function parseLikeConnection(chunks: readonly Uint8Array[], maxMessageLength?: number): Message[] {
+  const parser = maxMessageLength === undefined ? new FrameParser() : new FrameParser({ maxMessageLength });
+  const readBuffer = new Uint8Array(Math.max(1, ...chunks.map((c) => c.length)));
+  const out: Message[] = [];
+  for (const chunk of chunks) {
+    readBuffer.set(chunk);
+    parser.push(readBuffer.subarray(0, chunk.length), (m) => out.push(structuredClone(m)));
+    readBuffer.fill(0xaa); // the next read overwrites it
+  }
+  parser.end();
+  return out;
+}
+
+/**
+ * Decodes `chunks` through both framing entry points, which must agree: the parser as the
+ * connections run it ({@linkcode parseLikeConnection}) and the {@linkcode FrameDecoder}
+ * stream wrapper over it, whose messages (views and all) are returned.
+ */
+async function decodeChunks(chunks: readonly Uint8Array[], maxMessageLength?: number): Promise<Message[]> {
+  let parsed: Message[] | undefined;
+  let parseError: unknown;
+  try {
+    parsed = parseLikeConnection(chunks, maxMessageLength);
+  } catch (error) {
+    parseError = error;
+  }
   const decoder = maxMessageLength === undefined
     ? new FrameDecoder()
     : new FrameDecoder({ maxMessageLength });
-  return Array.fromAsync(ReadableStream.from(chunks).pipeThrough(decoder));
+  let decoded: Message[];
+  try {
+    decoded = await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(decoder));
+  } catch (error) {
+    assert.ok(parseError instanceof Error, `FrameDecoder failed (${error}) but FrameParser did not`);
+    assert.equal(parseError.constructor, (error as Error).constructor);
+    assert.equal(parseError.message, (error as Error).message);
+    throw error;
+  }
+  if (parseError !== undefined) throw parseError;
+  assert.deepEqual(parsed, decoded, "FrameParser and FrameDecoder disagree");
+  return decoded;
 }
 
 function bytesOf(length: number, seed: number): Uint8Array {
@@ -334,6 +380,39 @@ Deno.test("FrameDecoder assembles a large body that arrives in a few big chunks"
   }
 });
 
+Deno.test("FrameParser reuses its assembly buffer for the next straddling body; FrameDecoder does not", async () => {
+  const frames = [1, 2].map((seed) =>
+    encodeMessage({ type: "piece", piece: 0, begin: 0, data: bytesOf(1000, seed) })
+  );
+  const chunks = frames.flatMap((frame) => rechunk(frame, [500]));
+  const seen: { buffer: ArrayBufferLike; copy: Uint8Array }[] = [];
+  const parser = new FrameParser();
+  for (const chunk of chunks) {
+    parser.push(chunk, (m) => {
+      assert.ok(m.type === "piece");
+      seen.push({ buffer: m.data.buffer, copy: m.data.slice() });
+    });
+  }
+  parser.end();
+  assert.equal(seen.length, 2);
+  assert.equal(seen[0]!.buffer, seen[1]!.buffer, "the second body is assembled where the first was");
+  assert.deepEqual(seen[0]!.copy, frames[0]!.subarray(13));
+  assert.deepEqual(seen[1]!.copy, frames[1]!.subarray(13));
+
+  const decoded = await Array.fromAsync(ReadableStream.from(chunks).pipeThrough(new FrameDecoder()));
+  assert.ok(decoded[0]?.type === "piece" && decoded[1]?.type === "piece");
+  assert.notEqual(decoded[0].data.buffer, decoded[1].data.buffer);
+  assert.deepEqual(decoded[0].data, frames[0]!.subarray(13));
+});
+
+Deno.test("FrameParser, as a connection runs it over one reused read buffer, survives a split at every byte", () => {
+  for (let cut = 1; cut < STREAM.length; cut++) {
+    assert.deepEqual(parseLikeConnection(rechunk(STREAM, [cut])), EVERY_MESSAGE, `split at ${cut}`);
+  }
+  const bytes = Array.from({ length: STREAM.length }, (_, i) => i);
+  assert.deepEqual(parseLikeConnection(rechunk(STREAM, bytes)), EVERY_MESSAGE);
+});
+
 Deno.test("FrameDecoder rejects a length prefix of 0xFFFFFFFF split at any position", async () => {
   const prefix = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x07]);
   for (const cuts of [[1], [2], [3], [4], [1, 2, 3]]) {
@@ -375,6 +454,7 @@ Deno.test("FrameDecoder accepts a body of exactly maxMessageLength and rejects o
 Deno.test("FrameDecoder rejects an invalid maxMessageLength", () => {
   assert.throws(() => new FrameDecoder({ maxMessageLength: -1 }), RangeError);
   assert.throws(() => new FrameDecoder({ maxMessageLength: 2 ** 32 }), RangeError);
+  assert.throws(() => new FrameParser({ maxMessageLength: -1 }), RangeError);
 });
 
 Deno.test("FrameDecoder errors the stream on a body with the wrong length for its type", async () => {
