@@ -25,96 +25,25 @@
  * @module
  */
 
-import { lookup as dnsLookup } from "node:dns/promises";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
-import { formatAddress, hostOf, parseIp, tryParseAddress } from "../net/address.ts";
+import { parseIp } from "../net/address.ts";
 import { toHex } from "../net/bytes.ts";
-import { type CompactNode, KRPC_ERRORS, type KrpcQuery, parseIpv4Address } from "./krpc.ts";
+import { type CompactNode, type KrpcQuery, parseIpv4Address } from "./krpc.ts";
 import { iterativeLookup, type LookupNode, type LookupReply } from "./lookup.ts";
 import { bep42NodeId, commonPrefixBits, compareDistance, isBep42Exempt, isValidBep42 } from "./node_id.ts";
-import { PeerStore, type PeerStoreOptions } from "./peer_store.ts";
+import { PeerStore } from "./peer_store.ts";
 import { RoutingTable } from "./routing_table.ts";
-import {
-  type DhtRateLimits,
-  type KrpcAnswer,
-  KrpcSocket,
-  type KrpcSocketStats,
-  type OutgoingQuery,
-} from "./rpc.ts";
+import { type KrpcAnswer, KrpcSocket, type OutgoingQuery } from "./rpc.ts";
 import { loadDhtState, saveDhtState } from "./state.ts";
 import { TokenSecrets } from "./tokens.ts";
+import { serveQuery } from "./query_server.ts";
+import { BootstrapResolver } from "./bootstrap_resolver.ts";
+import { ExternalIpVotes } from "./external_ip_votes.ts";
+import type { DhtLookupOptions, DhtLookupResult, DhtNodeOptions, DhtNodeStats } from "./node_options.ts";
 
 export type { DhtRateLimits } from "./rpc.ts";
-
-/** Options for {@linkcode DhtNode}. */
-export interface DhtNodeOptions {
-  /** UDP port; 0 picks a free one. @default {0} */
-  port?: number;
-  /** IPv4 address to bind. @default {"0.0.0.0"} */
-  hostname?: string;
-  /** Nodes to join the DHT through, `"host:port"` (host names are resolved). @default {[]} */
-  bootstrap?: readonly string[];
-  /** Our node id (20 bytes); overrides a saved one. @default the saved id, else a new one */
-  nodeId?: Uint8Array;
-  /** File the id and routing table are loaded from and saved to (bencode, written atomically). */
-  statePath?: string;
-  /**
-   * The folder below which the state file is never reached through a symbolic link (the
-   * download folder, when the file is in its `.shoal`). @default {the state file's folder}
-   */
-  stateRoot?: string;
-  /** Logger (category `dht`). */
-  logger?: Logger;
-  /** Clock in ms (routing table, tokens, storage, rate limits). @default {Date.now} */
-  now?: () => number;
-  /** Limits per source and on outgoing traffic. */
-  rateLimits?: DhtRateLimits;
-  /** Caps on stored announces. */
-  storage?: PeerStoreOptions;
-  /** Time to wait for an answer, in ms. @default {4000} */
-  queryTimeoutMs?: number;
-  /** Most peers put in one `get_peers` answer. @default {50} */
-  maxPeersPerReply?: number;
-  /** Most routing-table nodes from one IP address (loopback exempt). @default {1} */
-  maxNodesPerIp?: number;
-}
-
-/** Options of {@linkcode DhtNode.lookup}. */
-export interface DhtLookupOptions {
-  /** Announce this TCP port to the closest nodes that gave a token. */
-  announcePort?: number;
-  /** Ask them to use the UDP source port instead (BEP 5 `implied_port`). @default {false} */
-  impliedPort?: boolean;
-  /** Aborts the lookup (it then ends with what it found). */
-  signal?: AbortSignal;
-}
-
-/** What {@linkcode DhtNode.lookup} found. */
-export interface DhtLookupResult {
-  /** Peers (`"a.b.c.d:port"`), deduplicated. */
-  peers: string[];
-  /** Nodes queried. */
-  queried: number;
-  /** Nodes that answered. */
-  responded: number;
-  /** Nodes that took our announce. */
-  announced: number;
-  /** Duration in ms. */
-  ms: number;
-}
-
-/** A snapshot of a node's state. */
-export interface DhtNodeStats extends KrpcSocketStats {
-  /** Nodes in the routing table (not bad). */
-  nodes: number;
-  /** Of which good. */
-  good: number;
-  /** Info-hashes with stored announces. */
-  infoHashes: number;
-  /** Stored announces. */
-  storedPeers: number;
-}
+export type { DhtLookupOptions, DhtLookupResult, DhtNodeOptions, DhtNodeStats } from "./node_options.ts";
 
 const K = 8;
 const MAINTENANCE_MS = 5_000;
@@ -154,9 +83,8 @@ export class DhtNode {
   #lastSave = 0;
   #refreshing = false;
   readonly #learning = new Set<string>();
-  readonly #warnedHosts = new Set<string>();
-  readonly #ipVotes = new Map<string, Set<string>>();
-  #externalIp: string | undefined;
+  readonly #bootstrapHosts: BootstrapResolver;
+  readonly #ipVotes = new ExternalIpVotes();
   readonly #abort = new AbortController();
   #closed = false;
   /** The one run of close(). */
@@ -174,6 +102,7 @@ export class DhtNode {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#log = options.logger;
+    this.#bootstrapHosts = new BootstrapResolver(this.#log);
     this.#tokens = new TokenSecrets({ now: this.#now });
     this.#store = new PeerStore({ now: this.#now, ...options.storage });
   }
@@ -306,40 +235,10 @@ export class DhtNode {
   }
 
   async #bootstrap(): Promise<void> {
-    const addresses = await this.#resolve(this.#options.bootstrap ?? []);
+    const addresses = await this.#bootstrapHosts.resolve(this.#options.bootstrap ?? []);
     await Promise.all(addresses.map((address) => this.#ping(address)));
     await this.#findNode(this.#id);
     this.#log?.info("dht", "DHT bootstrap done", { nodes: this.nodeCount });
-  }
-
-  async #resolve(hosts: readonly string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const host of hosts) {
-      const direct = parseIpv4Address(host);
-      if (direct !== null) {
-        out.push(`${direct.host}:${direct.port}`);
-        continue;
-      }
-      const named = tryParseAddress(host);
-      if (named === null) {
-        this.#log?.warn("dht", `Invalid DHT bootstrap node: ${host} (expected HOST:PORT)`);
-        continue;
-      }
-      try {
-        const found = await dnsLookup(named.hostname, { family: 4, all: true });
-        for (const entry of found) out.push(`${entry.address}:${named.port}`);
-      } catch (error) {
-        // Warn once per node; retries (every minute while the table is small) log at debug level.
-        const level = this.#warnedHosts.has(host) ? "debug" : "warn";
-        if (this.#warnedHosts.size < 64) this.#warnedHosts.add(host);
-        this.#log?.log(
-          level,
-          "dht",
-          `Cannot resolve DHT bootstrap node ${host}: ${(error as Error).message}`,
-        );
-      }
-    }
-    return out;
   }
 
   /**
@@ -434,7 +333,7 @@ export class DhtNode {
   #selfHost(): string | null {
     const bound = this.#socket?.hostname;
     if (bound !== undefined && bound !== "0.0.0.0" && parseIp(bound)?.length === 4) return bound;
-    return this.#externalIp ?? null;
+    return this.#ipVotes.best ?? null;
   }
 
   #isSelf(node: CompactNode): boolean {
@@ -507,7 +406,7 @@ export class DhtNode {
       return null;
     }
     const response = outcome.response;
-    if (response.ip !== undefined) this.#vote(response.ip, address);
+    if (response.ip !== undefined) this.#ipVotes.vote(response.ip, address);
     const { ping } = table.seen(response.id, address, "response");
     for (const node of ping.slice(0, 2)) {
       if (!this.#learning.has(node.address)) {
@@ -518,60 +417,24 @@ export class DhtNode {
     return response;
   }
 
-  /** Counts what other nodes say our address is; the most agreed on (by 3 or more) is kept. */
-  #vote(ipAndPort: string, voter: string): void {
-    const ip = hostOf(ipAndPort);
-    let voters = this.#ipVotes.get(ip);
-    if (voters === undefined) {
-      if (this.#ipVotes.size >= 16) return;
-      this.#ipVotes.set(ip, voters = new Set());
-    }
-    if (voters.size < 64) voters.add(hostOf(voter) || voter);
-    let best: string | undefined;
-    let bestVotes = 2;
-    for (const [candidate, set] of this.#ipVotes) {
-      if (set.size > bestVotes) [best, bestVotes] = [candidate, set.size];
-    }
-    if (best !== undefined) this.#externalIp = best;
-  }
-
   /** Answers an incoming query. */
   #serve(query: KrpcQuery, from: string): KrpcAnswer | null {
     const table = this.#table;
     if (table === null) return null;
-    if (query.q === "unknown") {
-      return { y: "e", code: KRPC_ERRORS.methodUnknown, message: "Method Unknown" };
-    }
-    const ip = hostOf(from);
-    // A querying node is only refreshed if known; an unknown one is pinged before it may enter.
-    const { inTable } = table.seen(query.id, from, "query");
-    if (!inTable && !query.readOnly && table.wants(query.id, from)) this.addNode(from);
-    const id = this.#id;
-    switch (query.q) {
-      case "ping":
-        return { y: "r", id };
-      case "find_node":
-        return { y: "r", id, nodes: table.closest(query.target, K).filter((n) => n.address !== from) };
-      case "get_peers": {
-        const values = this.#store.get(toHex(query.infoHash), this.#options.maxPeersPerReply ?? 50);
-        const nodes = table.closest(query.infoHash, K).filter((n) => n.address !== from);
-        return { y: "r", id, token: this.#tokens.make(ip), nodes, ...(values.length > 0 ? { values } : {}) };
-      }
-      case "announce_peer": {
-        if (!this.#tokens.check(query.token, ip)) {
-          this.#log?.debug("dht", "Refused an announce with a bad token", { from });
-          return { y: "e", code: KRPC_ERRORS.protocol, message: "Bad token" };
-        }
-        const port = query.impliedPort ? (tryParseAddress(from)?.port ?? 0) : query.port;
-        if (port < 1 || port > 65535) return { y: "e", code: KRPC_ERRORS.protocol, message: "Invalid port" };
-        const outcome = this.#store.add(toHex(query.infoHash), formatAddress(ip, port));
-        if (outcome !== "stored") {
-          this.#log?.debug("dht", `Refused an announce: ${outcome}`, { from });
-          return { y: "e", code: KRPC_ERRORS.server, message: "Storage full" };
-        }
-        return { y: "r", id };
-      }
-    }
+    return serveQuery(
+      {
+        table,
+        id: this.#id,
+        store: this.#store,
+        tokens: this.#tokens,
+        k: K,
+        maxPeersPerReply: this.#options.maxPeersPerReply ?? 50,
+        log: this.#log,
+        addNode: (address) => this.addNode(address),
+      },
+      query,
+      from,
+    );
   }
 
   #maintain(): void {
@@ -610,7 +473,7 @@ export class DhtNode {
     await saveDhtState(path, {
       id: this.#id,
       nodes,
-      ...(this.#externalIp !== undefined ? { externalIp: this.#externalIp } : {}),
+      ...(this.#ipVotes.best !== undefined ? { externalIp: this.#ipVotes.best } : {}),
     }, this.#stateFileOptions());
     this.#log?.debug("dht", `Saved ${nodes.length} DHT nodes to ${path}`, { nodes: nodes.length });
   }
