@@ -170,6 +170,8 @@ class End implements TransportConnection {
     this.#readDone = true;
     try {
       this.#controller.close();
+      // A BYOB read waiting now only ends once its request is answered with 0 bytes.
+      this.#controller.byobRequest?.respond(0);
     } catch (error) {
       // A read waiting for a minimum it cannot get: end it with an error instead.
       if (!(error instanceof TypeError)) throw error;
