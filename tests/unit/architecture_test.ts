@@ -311,3 +311,67 @@ Deno.test("a user-style fixture plugin may import its own folder but not plugins
   assert.equal(pluginViolations(fixture, `import { mse } from "../../plugins/encryption/mse.ts";`).length, 1);
   assert.equal(pluginViolations(fixture, `import { x } from "../valid/x.ts";`).length, 1);
 });
+
+// The only files that open sockets themselves. Peer connections go through a Transport
+// (lib/types.ts), so the core runs over any transport (the in-memory one in tests/sim/, later
+// uTP); a new caller of these APIs belongs in a transport or in this list, with its reason.
+const SOCKET_OPENERS: Readonly<Record<string, { calls: readonly string[]; why: string }>> = {
+  "lib/net/tcp_transport.ts": {
+    calls: ["connect", "listen"],
+    why: "the TCP transport: every peer connection",
+  },
+  "lib/http/server.ts": {
+    calls: ["listen"],
+    why: "the HTTP server (tracker endpoint, later RPC) is not a peer",
+  },
+  "lib/tracker/server.ts": { calls: ["listenDatagram"], why: "the tracker's UDP endpoint (BEP 15 server)" },
+  "lib/tracker/udp_tracker.ts": { calls: ["listenDatagram"], why: "UDP tracker client socket (BEP 15)" },
+  "lib/dht/rpc.ts": { calls: ["listenDatagram"], why: "the DHT's UDP socket (BEP 5)" },
+  "lib/discovery/lsd.ts": { calls: ["listenDatagram"], why: "local service discovery multicast (BEP 14)" },
+};
+
+/** `Deno.<api>` socket calls in code (comments and strings blanked), as "api" per line. */
+function socketCalls(source: string): { api: string; line: number }[] {
+  const code = codeOnly(source);
+  const out: { api: string; line: number }[] = [];
+  const pattern =
+    /(?<![\w$])Deno\s*\.\s*(connect|connectTls|startTls|listen|listenTls|listenDatagram)(?![\w$])/g;
+  for (const m of code.matchAll(pattern)) {
+    out.push({ api: m[1]!, line: code.slice(0, m.index!).split("\n").length });
+  }
+  return out;
+}
+
+Deno.test("only the listed files call Deno.connect, Deno.listen and Deno.listenDatagram", async () => {
+  const files = [
+    ...await tsFilesUnder(join(ROOT, "lib")),
+    ...await tsFilesUnder(join(ROOT, "plugins")),
+    ...await tsFilesUnder(join(ROOT, "cli")),
+    join(ROOT, "cli.ts"),
+    join(ROOT, "mod.ts"),
+  ];
+  const violations: string[] = [];
+  const seen = new Set<string>();
+  for (const file of files) {
+    const path = relative(ROOT, file).split("\\").join("/");
+    for (const call of socketCalls(await Deno.readTextFile(file))) {
+      const allowed = SOCKET_OPENERS[path];
+      seen.add(path);
+      if (!allowed?.calls.includes(call.api)) violations.push(`${path}:${call.line}: Deno.${call.api}`);
+    }
+  }
+  assert.deepEqual(violations, []);
+  // A stale entry would let a file start opening sockets again unnoticed.
+  assert.deepEqual(Object.keys(SOCKET_OPENERS).filter((path) => !seen.has(path)), []);
+});
+
+Deno.test("socketCalls() finds Deno socket calls in code, not in comments or strings", () => {
+  const source = [
+    "// Deno.connect in a comment",
+    'const s = "Deno.listen in a string";',
+    "const c = await Deno.connect({ port: 1 });",
+    "const d = Deno . listenDatagram({ transport: 'udp', port: 0 });",
+    "const n = Deno.connectedness;",
+  ].join("\n");
+  assert.deepEqual(socketCalls(source), [{ api: "connect", line: 3 }, { api: "listenDatagram", line: 4 }]);
+});
