@@ -21,9 +21,8 @@
  * @module
  */
 
-import { lookup } from "node:dns/promises";
 import type { Logger } from "../log.ts";
-import { decodeCompactPeers, formatIp, normalizeHost, parseIp } from "../net/address.ts";
+import { decodeCompactPeers, normalizeHost } from "../net/address.ts";
 import { dedupePeers, noteRemainder } from "./http_tracker.ts";
 import {
   type AnnounceEvent,
@@ -33,6 +32,7 @@ import {
   TrackerError,
 } from "./types.ts";
 import { abortable } from "../net/abortable.ts";
+import { resolveUdpTarget, type UdpTarget } from "./udp_target.ts";
 import { toHex } from "../net/bytes.ts";
 
 /** Options for {@linkcode UdpTrackerClient}. */
@@ -68,15 +68,6 @@ const CONNECTION_ID_LIFETIME_MS = 60_000;
 const MAX_SCRAPE_HASHES = 74;
 const EVENT_CODES: Readonly<Record<AnnounceEvent, number>> = { completed: 1, started: 2, stopped: 3 };
 
-/** A resolved tracker address. */
-interface Target {
-  url: string;
-  ip: string;
-  port: number;
-  family: 4 | 6;
-  key: string;
-}
-
 interface Socket {
   conn: Deno.DatagramConn;
   loop: Promise<void>;
@@ -84,14 +75,14 @@ interface Socket {
 
 /** Collects the datagrams meant for one transaction id. */
 class Waiter {
-  readonly target: Target;
+  readonly target: UdpTarget;
   readonly action: number;
   readonly minLength: number;
   #replies: Uint8Array[] = [];
   #failure: unknown = undefined;
   #wake: (() => void) | undefined;
 
-  constructor(target: Target, action: number, minLength: number) {
+  constructor(target: UdpTarget, action: number, minLength: number) {
     this.target = target;
     this.action = action;
     this.minLength = minLength;
@@ -283,9 +274,9 @@ export class UdpTrackerClient implements AsyncDisposable {
     minLength: number,
     what: string,
     signal: AbortSignal | undefined,
-  ): Promise<{ reply: Uint8Array; target: Target }> {
+  ): Promise<{ reply: Uint8Array; target: UdpTarget }> {
     if (this.#closed) throw new TrackerError("UDP tracker client is closed", { retryable: false });
-    const target = await abortable(resolveTarget(url), signal);
+    const target = await abortable(resolveUdpTarget(url), signal);
     const state = { attempt: 0 };
     let reconnected = false;
     const { txid, waiter } = this.#register(target, action, minLength);
@@ -335,7 +326,7 @@ export class UdpTrackerClient implements AsyncDisposable {
 
   /** A cached connection id younger than 60 s, or a new one from a connect exchange. */
   async #connectionId(
-    target: Target,
+    target: UdpTarget,
     state: { attempt: number },
     signal: AbortSignal | undefined,
   ): Promise<{ id: Uint8Array; fresh: boolean }> {
@@ -374,7 +365,7 @@ export class UdpTrackerClient implements AsyncDisposable {
     return this.#baseTimeoutMs * 2 ** attempt;
   }
 
-  #nextAttempt(state: { attempt: number }, target: Target, what: string): void {
+  #nextAttempt(state: { attempt: number }, target: UdpTarget, what: string): void {
     state.attempt++;
     if (state.attempt > this.#maxRetries) {
       let waited = 0;
@@ -387,7 +378,7 @@ export class UdpTrackerClient implements AsyncDisposable {
     }
   }
 
-  #register(target: Target, action: number, minLength: number): { txid: number; waiter: Waiter } {
+  #register(target: UdpTarget, action: number, minLength: number): { txid: number; waiter: Waiter } {
     let txid: number;
     do txid = crypto.getRandomValues(new Uint32Array(1))[0]!; while (this.#waiters.has(txid));
     const waiter = new Waiter(target, action, minLength);
@@ -395,7 +386,7 @@ export class UdpTrackerClient implements AsyncDisposable {
     return { txid, waiter };
   }
 
-  async #send(target: Target, packet: Uint8Array): Promise<void> {
+  async #send(target: UdpTarget, packet: Uint8Array): Promise<void> {
     if (this.#closed) throw new TrackerError("UDP tracker client is closed", { retryable: false });
     const socket = this.#socket(target.family);
     try {
@@ -470,40 +461,6 @@ export class UdpTrackerClient implements AsyncDisposable {
     }
     waiter.deliver(packet);
   }
-}
-
-/** Parses and resolves `udp://host:port`. */
-async function resolveTarget(url: string): Promise<Target> {
-  if (!URL.canParse(url)) throw new TrackerError(`Invalid tracker URL: ${url}`, { retryable: false });
-  const parsed = new URL(url);
-  if (parsed.protocol !== "udp:") {
-    throw new TrackerError(`Unsupported tracker URL scheme for UDP: ${parsed.protocol}`, {
-      retryable: false,
-    });
-  }
-  const port = Number(parsed.port);
-  if (parsed.port === "" || !(port >= 1 && port <= 65535)) {
-    throw new TrackerError(`UDP tracker URL has no valid port: ${url}`, { retryable: false });
-  }
-  let host = parsed.hostname.toLowerCase();
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  if (host === "") throw new TrackerError(`UDP tracker URL has no host: ${url}`, { retryable: false });
-  let ip = parseIp(host === "localhost" ? "127.0.0.1" : host);
-  if (ip === null) {
-    let addresses: { address: string; family: number }[];
-    try {
-      addresses = await lookup(host, { all: true });
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      throw new TrackerError(`Cannot resolve UDP tracker host ${host}: ${message}`, { cause: error });
-    }
-    const chosen = addresses.find((a) => a.family === 4) ?? addresses[0];
-    ip = chosen === undefined ? null : parseIp(chosen.address);
-    if (ip === null) throw new TrackerError(`Cannot resolve UDP tracker host ${host}: no address`);
-  }
-  const text = formatIp(ip);
-  const family = ip.length === 4 ? 4 : 6;
-  return { url, ip: text, port, family, key: family === 4 ? `${text}:${port}` : `[${text}]:${port}` };
 }
 
 function readU32(bytes: Uint8Array, at: number): number {
