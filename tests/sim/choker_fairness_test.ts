@@ -12,8 +12,11 @@ Deno.test("sim: choker fairness: uploads are spread across 16 leechers", async (
   const leechers = [];
   for (let i = 0; i < 16; i++) leechers.push(await swarm.addPeer());
   let most = 0;
+  const transports = new Set<string>();
   const sampler = setInterval(() => {
-    const unchoked = seedTorrent.peers().filter((p) => !p.flags.amChoking && p.flags.peerInterested);
+    const peers = seedTorrent.peers();
+    for (const p of peers) transports.add(p.transport);
+    const unchoked = peers.filter((p) => !p.flags.amChoking && p.flags.peerInterested);
     most = Math.max(most, unchoked.length);
   }, 10);
   try {
@@ -21,6 +24,7 @@ Deno.test("sim: choker fairness: uploads are spread across 16 leechers", async (
   } finally {
     clearInterval(sampler);
   }
+  assert.deepEqual([...transports], ["memory"], "PeerInfo.transport names the session's transport");
   assert.ok(most >= 1 && most <= 3 + 1, `the seed uploaded to ${most} peers at once`);
   const up = await Promise.all(leechers.map(async (p) => (await p.torrent).stats().uploaded));
   const total = up.reduce((a, b) => a + b, 0);
