@@ -26,6 +26,7 @@ import type { Logger } from "../log.ts";
 import { httpAnnounce, type HttpTrackerOptions } from "./http_tracker.ts";
 import { type AnnounceEvent, type AnnounceRequest, type AnnounceResponse, TrackerError } from "./types.ts";
 import { UdpTrackerClient } from "./udp_tracker.ts";
+import { buildTiers, type Tier, type Tracker } from "./announce_tiers.ts";
 
 /** What {@linkcode Announcer.status} tells about one tracker. */
 export interface TrackerStatus {
@@ -94,41 +95,6 @@ export interface AnnouncerOptions {
   clearTimer?: (handle: unknown) => void;
 }
 
-interface Tracker {
-  url: string;
-  tier: number;
-  state: TrackerStatus["state"];
-  lastAnnounce?: number;
-  peersReceived: number;
-  lastError?: string;
-  seeders?: number;
-  leechers?: number;
-  /** Failed announces in a row. */
-  failures: number;
-  /** Not before this time after failures (ms). */
-  retryAt: number;
-  /** Never used again (gone, or an unusable URL). */
-  dead: boolean;
-  /** A `started` announce succeeded. */
-  started: boolean;
-  /** A `completed` announce succeeded (or `started` was sent once complete). */
-  completedSent: boolean;
-  trackerId?: string;
-  /** Clamped interval and min interval of its last answer, in seconds. */
-  interval: number;
-  minInterval: number;
-}
-
-interface Tier {
-  index: number;
-  trackers: Tracker[];
-  busy: boolean;
-  /** announceNow() or completed() came while busy: look again when the round ends. */
-  wanted: "peers" | "completed" | undefined;
-  timer: unknown;
-  nextAt?: number;
-}
-
 /**
  * Keeps a torrent announced to its trackers.
  *
@@ -188,41 +154,7 @@ export class Announcer {
     this.#udp = options.udp;
     const random = options.random ?? Math.random;
     this.#key = Math.floor(random() * 0x1_0000_0000) >>> 0;
-    const seen = new Set<string>();
-    this.#tiers = [];
-    for (const urls of options.tiers) {
-      const trackers: Tracker[] = [];
-      for (const raw of urls) {
-        const url = raw.trim();
-        if (url === "" || seen.has(url)) continue;
-        seen.add(url);
-        trackers.push({
-          url,
-          tier: this.#tiers.length,
-          state: "idle",
-          peersReceived: 0,
-          failures: 0,
-          retryAt: 0,
-          dead: false,
-          started: false,
-          completedSent: false,
-          interval: this.#maxInterval,
-          minInterval: this.#minInterval,
-        });
-      }
-      if (trackers.length === 0) continue;
-      for (let i = trackers.length - 1; i > 0; i--) {
-        const j = Math.floor(random() * (i + 1));
-        [trackers[i], trackers[j]] = [trackers[j]!, trackers[i]!];
-      }
-      this.#tiers.push({
-        index: this.#tiers.length,
-        trackers,
-        busy: false,
-        wanted: undefined,
-        timer: undefined,
-      });
-    }
+    this.#tiers = buildTiers(options.tiers, random, this.#maxInterval, this.#minInterval);
   }
 
   /** Starts announcing: the first announce to each tier carries `event=started`. Does nothing the second time. */
