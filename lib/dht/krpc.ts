@@ -25,6 +25,7 @@ import {
   parseIp,
   tryParseAddress,
 } from "../net/address.ts";
+import { latin1 } from "../net/bytes.ts";
 
 /** Length of node ids and info-hashes. */
 export const ID_LENGTH = 20;
@@ -512,12 +513,6 @@ export function parseIpv4Address(address: string): { ip: Uint8Array; host: strin
   const ip = parsed === null ? null : parseIp(parsed.hostname);
   if (ip === null || ip.length !== 4) return null;
   return { ip, host: parsed!.hostname, port: parsed!.port };
-}
-
-function latin1(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return s;
 }
 
 function printable(bytes: Uint8Array, max: number): string {

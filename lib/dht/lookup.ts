@@ -15,6 +15,7 @@
 
 import type { CompactNode } from "./krpc.ts";
 import { compareDistance } from "./node_id.ts";
+import { latin1 } from "../net/bytes.ts";
 
 /** What one visited node answered. */
 export interface LookupReply {
@@ -115,7 +116,7 @@ export function iterativeLookup(
 
   const offer = (node: CompactNode) => {
     if (seenAddresses.has(node.address) || options.skip?.(node)) return;
-    const idKey = String.fromCharCode(...node.id);
+    const idKey = latin1(node.id);
     if (seenIds.has(idKey)) return;
     seenAddresses.add(node.address);
     seenIds.add(idKey);

@@ -23,7 +23,7 @@
 
 import { commonPrefixBits, compareDistance, randomIdWithPrefix } from "./node_id.ts";
 import { hostOf } from "../net/address.ts";
-import { equalBytes } from "../net/bytes.ts";
+import { equalBytes, latin1 } from "../net/bytes.ts";
 
 /** A node's standing (BEP 5). */
 export type NodeState = "good" | "questionable" | "bad";
@@ -179,7 +179,7 @@ export class RoutingTable {
     const none: SeenResult = { inTable: false, ping: [] };
     if (id.length !== 20 || commonPrefixBits(id, this.id) === 160) return none;
     const now = this.#now();
-    const key = hexKey(id);
+    const key = latin1(id);
     const sameId = this.#byId.get(key);
     if (sameId !== undefined) {
       if (sameId.address === address) {
@@ -258,7 +258,7 @@ export class RoutingTable {
     this.#remove(node);
     const ip = hostOf(replacement.address);
     if (
-      this.#byAddress.has(replacement.address) || this.#byId.has(hexKey(replacement.id)) ||
+      this.#byAddress.has(replacement.address) || this.#byId.has(latin1(replacement.id)) ||
       (!isLoopback(ip) && (this.#perIp.get(ip) ?? 0) >= this.#maxPerIp)
     ) return;
     this.#insert(this.#bucketOf(replacement.id), replacement);
@@ -274,7 +274,7 @@ export class RoutingTable {
    */
   wants(id: Uint8Array, address: string): boolean {
     if (id.length !== 20 || commonPrefixBits(id, this.id) === 160) return false;
-    if (this.#byAddress.has(address) || this.#byId.has(hexKey(id))) return false;
+    if (this.#byAddress.has(address) || this.#byId.has(latin1(id))) return false;
     const ip = hostOf(address);
     if (!isLoopback(ip) && (this.#perIp.get(ip) ?? 0) >= this.#maxPerIp) return false;
     const index = this.#indexOf(id);
@@ -351,7 +351,7 @@ export class RoutingTable {
     bucket.nodes.push(node);
     bucket.lastChanged = this.#now();
     this.#byAddress.set(node.address, node);
-    this.#byId.set(hexKey(node.id), node);
+    this.#byId.set(latin1(node.id), node);
     const ip = hostOf(node.address);
     this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
   }
@@ -361,7 +361,7 @@ export class RoutingTable {
     const at = bucket.nodes.indexOf(node);
     if (at >= 0) bucket.nodes.splice(at, 1);
     this.#byAddress.delete(node.address);
-    this.#byId.delete(hexKey(node.id));
+    this.#byId.delete(latin1(node.id));
     const ip = hostOf(node.address);
     const left = (this.#perIp.get(ip) ?? 1) - 1;
     if (left <= 0) this.#perIp.delete(ip);
@@ -380,12 +380,6 @@ export class RoutingTable {
     last.replacements = last.replacements.filter((n) => !moves(n));
     this.#buckets.push(next);
   }
-}
-
-function hexKey(id: Uint8Array): string {
-  let s = "";
-  for (const b of id) s += String.fromCharCode(b);
-  return s;
 }
 
 function isLoopback(ip: string): boolean {

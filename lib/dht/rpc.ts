@@ -37,6 +37,7 @@ import {
 } from "./krpc.ts";
 import { RateGate, RateGates } from "./rate_gate.ts";
 import { receivePackets } from "../net/receive_loop.ts";
+import { latin1 } from "../net/bytes.ts";
 
 /** Limits on what a DHT node receives and sends. */
 export interface DhtRateLimits {
@@ -239,13 +240,13 @@ export class KrpcSocket {
     const target = tryParseAddress(address);
     if (target === null) return Promise.resolve({ type: "unsent", reason: `invalid address ${address}` });
     let t: Uint8Array;
-    do t = randomBytes(4); while (this.#pending.has(keyOf(t)));
+    do t = randomBytes(4); while (this.#pending.has(latin1(t)));
     const bytes = encodeKrpc({ ...query, t } as KrpcQuery, { version: this.#version });
     if (!this.#budget.take(bytes.length)) {
       this.#stats.overBudget++;
       return Promise.resolve({ type: "unsent", reason: "outgoing budget exhausted" });
     }
-    const key = keyOf(t);
+    const key = latin1(t);
     return new Promise<QueryOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(key);
@@ -351,7 +352,7 @@ export class KrpcSocket {
   }
 
   #settle(t: Uint8Array, address: string, outcome: QueryOutcome): void {
-    const key = keyOf(t);
+    const key = latin1(t);
     const pending = this.#pending.get(key);
     if (pending === undefined || pending.address !== address) {
       this.#stats.unexpected++;
@@ -384,8 +385,4 @@ export class KrpcSocket {
       })
     );
   }
-}
-
-function keyOf(t: Uint8Array): string {
-  return String.fromCharCode(...t);
 }

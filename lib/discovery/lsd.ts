@@ -31,7 +31,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.ts";
 import { formatAddress, parseIp } from "../net/address.ts";
 import { receivePackets } from "../net/receive_loop.ts";
-import { toHex } from "../net/bytes.ts";
+import { latin1, toHex } from "../net/bytes.ts";
 
 /** The LSD port. */
 export const LSD_PORT = 6771;
@@ -148,8 +148,7 @@ export function formatLsdAnnounce(announce: LsdAnnounceInit): Uint8Array {
  */
 export function parseLsdAnnounce(packet: Uint8Array): LsdAnnounce | null {
   if (packet.length > MAX_LSD_RECEIVED) return null;
-  let text = "";
-  for (const b of packet) text += String.fromCharCode(b); // latin1: every byte is one character
+  const text = latin1(packet); // every byte is one character
   const lines = text.split("\n");
   if (stripCr(lines[0]!) !== REQUEST_LINE) return null;
   let host = "";

@@ -7,6 +7,7 @@
  */
 
 import { HttpRequestError } from "./connection_input.ts";
+import { latin1 } from "../net/bytes.ts";
 
 /** A parsed request head. */
 export interface RequestHead {
@@ -48,10 +49,7 @@ const FIELD_VALUE_BAD = /[\x00-\x08\x0a-\x1f\x7f]/;
  * coding other than chunked, 505 for a version other than 1.0 and 1.1.
  */
 export function parseRequestHead(bytes: Uint8Array, maxHeaderCount: number): RequestHead {
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 8192) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
-  }
+  const text = latin1(bytes);
   const lines = text.split("\n").map((l) => (l.endsWith("\r") ? l.slice(0, -1) : l));
   let first = 0;
   // A server should ignore empty lines before the request line (RFC 9112, 2.2).

@@ -93,3 +93,22 @@ export function fromHex(text: string): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
+
+/**
+ * Bytes as a latin1 string, one character a byte: for text protocols read byte for byte
+ * (HTTP heads, LSD announces) and for compact map keys of binary ids.
+ *
+ * @example
+ * ```ts
+ * import { latin1 } from "./bytes.ts";
+ * console.log(latin1(new Uint8Array([0x68, 0x69, 0xe9]))); // "hié"
+ * ```
+ *
+ * @param bytes The bytes.
+ * @returns One character (U+0000 to U+00FF) for each byte.
+ */
+export function latin1(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  return text;
+}

@@ -21,7 +21,7 @@ import {
   type TrackerClientOptions,
   TrackerError,
 } from "./types.ts";
-import { concatBytes, toHex } from "../net/bytes.ts";
+import { concatBytes, latin1, toHex } from "../net/bytes.ts";
 
 /** Options for {@linkcode httpAnnounce} and {@linkcode httpScrape}. */
 export interface HttpTrackerOptions extends TrackerClientOptions {
@@ -350,7 +350,7 @@ function parseAnnounce(dict: BDict, maxPeers: number): AnnounceResponse {
   if (minInterval !== undefined) out.minInterval = minInterval;
   const trackerId = dict.get("tracker id");
   if (trackerId instanceof Uint8Array && trackerId.length > 0 && trackerId.length <= 256) {
-    out.trackerId = String.fromCharCode(...trackerId);
+    out.trackerId = latin1(trackerId);
   }
   const seeders = count(dict.get("complete"));
   if (seeders !== undefined) out.seeders = seeders;
@@ -415,7 +415,7 @@ function dictPeer(entry: BValue): string | undefined {
   const ipValue = entry.get("ip");
   const port = integer(entry.get("port"));
   if (!(ipValue instanceof Uint8Array) || port === undefined || port < 1 || port > 65535) return undefined;
-  const host = String.fromCharCode(...ipValue.subarray(0, 300));
+  const host = latin1(ipValue.subarray(0, 300));
   const ip = parseIp(host);
   if (ip !== null) return formatAddress(formatIp(ip), port);
   return HOST_NAME.test(host) ? `${host.toLowerCase()}:${port}` : undefined;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { concatBytes, equalBytes, fromHex, toHex } from "../../lib/net/bytes.ts";
+import { concatBytes, equalBytes, fromHex, latin1, toHex } from "../../lib/net/bytes.ts";
 import { abortable } from "../../lib/net/abortable.ts";
 
 Deno.test("toHex() and fromHex() round-trip every byte value", () => {
@@ -38,4 +38,13 @@ Deno.test("abortable() rejects on abort, removes its listener, and hands a late 
   assert.equal(await abortable(Promise.resolve(1), undefined), 1);
   const already = AbortSignal.abort(new Error("before"));
   await assert.rejects(abortable(Promise.resolve(2), already), /before/);
+});
+
+Deno.test("latin1() gives one character a byte, also past its 8 KiB chunks", () => {
+  assert.equal(latin1(new Uint8Array([0x47, 0x45, 0x54, 0xff])), "GET\u00ff");
+  const long = Uint8Array.from({ length: 20_000 }, (_, i) => i & 0xff);
+  const text = latin1(long);
+  assert.equal(text.length, 20_000);
+  assert.equal(text.charCodeAt(8192), 8192 & 0xff);
+  assert.equal(text.charCodeAt(19_999), 19_999 & 0xff);
 });
