@@ -25,7 +25,7 @@ import {
   parseIp,
   tryParseAddress,
 } from "../net/address.ts";
-import { latin1 } from "../net/bytes.ts";
+import { concatBytes, latin1 } from "../net/bytes.ts";
 
 /** Length of node ids and info-hashes. */
 export const ID_LENGTH = 20;
@@ -415,13 +415,7 @@ export function encodeCompactNodes(nodes: readonly CompactNode[]): Uint8Array {
     if (peer === null || peer.length !== 6 || node.id.length !== ID_LENGTH) continue;
     entries.push(node.id, peer);
   }
-  const out = new Uint8Array(entries.reduce((n, e) => n + e.length, 0));
-  let at = 0;
-  for (const entry of entries) {
-    out.set(entry, at);
-    at += entry.length;
-  }
-  return out;
+  return concatBytes(entries);
 }
 
 /** Options of {@linkcode encodeKrpc}. */

@@ -38,6 +38,7 @@ import { type KrpcAnswer, KrpcSocket, type OutgoingQuery } from "./rpc.ts";
 import { loadDhtState, saveDhtState } from "./state.ts";
 import { TokenSecrets } from "./tokens.ts";
 import { serveQuery } from "./query_server.ts";
+import { emptyKrpcStats } from "./krpc_stats.ts";
 import { BootstrapResolver } from "./bootstrap_resolver.ts";
 import { ExternalIpVotes } from "./external_ip_votes.ts";
 import type { DhtLookupOptions, DhtLookupResult, DhtNodeOptions, DhtNodeStats } from "./node_options.ts";
@@ -131,17 +132,7 @@ export class DhtNode {
   /** A snapshot of counters. */
   stats(): DhtNodeStats {
     const counts = this.#table?.counts() ?? { good: 0, questionable: 0, bad: 0 };
-    const socket = this.#socket?.stats ?? {
-      queriesIn: 0,
-      answersOut: 0,
-      queriesOut: 0,
-      bytesOut: 0,
-      rateLimited: 0,
-      overBudget: 0,
-      malformed: 0,
-      unexpected: 0,
-      timeouts: 0,
-    };
+    const socket = this.#socket?.stats ?? emptyKrpcStats();
     return {
       ...socket,
       nodes: counts.good + counts.questionable,

@@ -38,6 +38,7 @@ import {
 import { RateGate, RateGates } from "./rate_gate.ts";
 import { receivePackets } from "../net/receive_loop.ts";
 import { latin1 } from "../net/bytes.ts";
+import { emptyKrpcStats } from "./krpc_stats.ts";
 
 /** Limits on what a DHT node receives and sends. */
 export interface DhtRateLimits {
@@ -141,17 +142,7 @@ export class KrpcSocket {
   #conn: Deno.DatagramConn | null = null;
   #loop: Promise<void> = Promise.resolve();
   #closed = false;
-  readonly #stats: KrpcSocketStats = {
-    queriesIn: 0,
-    answersOut: 0,
-    queriesOut: 0,
-    bytesOut: 0,
-    rateLimited: 0,
-    overBudget: 0,
-    malformed: 0,
-    unexpected: 0,
-    timeouts: 0,
-  };
+  readonly #stats: KrpcSocketStats = emptyKrpcStats();
 
   /**
    * Creates the endpoint (call {@linkcode KrpcSocket.open} to bind it).

@@ -24,16 +24,10 @@ import {
   type TrackerContext,
 } from "./swarm_registry.ts";
 import { toHex } from "../net/bytes.ts";
+import * as bep15 from "./udp_protocol.ts";
 
-/** The magic constant of a BEP 15 connect request. */
-const PROTOCOL_ID = 0x41727101980n;
-const ACTION_CONNECT = 0;
-const ACTION_ANNOUNCE = 1;
-const ACTION_SCRAPE = 2;
-const ACTION_ERROR = 3;
 const ANNOUNCE_LENGTH = 98;
 const BUCKET_MS = 60_000;
-const MAX_SCRAPE_HASHES = 74;
 const EVENTS = ["none", "completed", "started", "stopped"] as const;
 
 /** Options of {@linkcode UdpTrackerHandler}. */
@@ -139,11 +133,11 @@ export class UdpTrackerHandler {
     const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
     const action = view.getUint32(8);
     const transaction = packet.subarray(12, 16);
-    if (action === ACTION_CONNECT) {
-      if (view.getBigUint64(0) !== PROTOCOL_ID) return this.#drop();
+    if (action === bep15.ACTION_CONNECT) {
+      if (view.getBigUint64(0) !== bep15.PROTOCOL_ID) return this.#drop();
       if (!this.#take(address.ip)) return this.#drop();
       const reply = new Uint8Array(16);
-      new DataView(reply.buffer).setUint32(0, ACTION_CONNECT);
+      new DataView(reply.buffer).setUint32(0, bep15.ACTION_CONNECT);
       reply.set(transaction, 4);
       reply.set(this.#connectionId(address.ip, Math.floor(ctx.now() / BUCKET_MS)), 8);
       return reply;
@@ -152,8 +146,8 @@ export class UdpTrackerHandler {
       if (!this.#take(address.ip)) return this.#drop();
       return this.#error(transaction, "Invalid connection id");
     }
-    if (action === ACTION_ANNOUNCE) return this.#announce(packet, view, transaction, address);
-    if (action === ACTION_SCRAPE) return this.#scrape(packet, transaction);
+    if (action === bep15.ACTION_ANNOUNCE) return this.#announce(packet, view, transaction, address);
+    if (action === bep15.ACTION_SCRAPE) return this.#scrape(packet, transaction);
     return this.#error(transaction, "Unknown action");
   }
 
@@ -193,7 +187,7 @@ export class UdpTrackerHandler {
     });
     const reply = new Uint8Array(20 + result.peers.length * entry);
     const out = new DataView(reply.buffer);
-    out.setUint32(0, ACTION_ANNOUNCE);
+    out.setUint32(0, bep15.ACTION_ANNOUNCE);
     reply.set(transaction, 4);
     out.setUint32(8, ctx.interval);
     out.setUint32(12, Math.min(result.incomplete, 0xffffffff));
@@ -209,10 +203,10 @@ export class UdpTrackerHandler {
   #scrape(packet: Uint8Array, transaction: Uint8Array): Uint8Array {
     const ctx = this.#ctx;
     const fit = Math.floor((this.#maxReply - 8) / 12);
-    const count = Math.min(Math.floor((packet.length - 16) / ID_LENGTH), MAX_SCRAPE_HASHES, fit);
+    const count = Math.min(Math.floor((packet.length - 16) / ID_LENGTH), bep15.MAX_SCRAPE_HASHES, fit);
     const reply = new Uint8Array(8 + 12 * count);
     const out = new DataView(reply.buffer);
-    out.setUint32(0, ACTION_SCRAPE);
+    out.setUint32(0, bep15.ACTION_SCRAPE);
     reply.set(transaction, 4);
     for (let i = 0; i < count; i++) {
       const infoHash = packet.subarray(16 + i * ID_LENGTH, 16 + (i + 1) * ID_LENGTH);
@@ -231,7 +225,7 @@ export class UdpTrackerHandler {
     this.#ctx.logger?.debug(LOG_CATEGORY, "UDP request refused", { reason: message });
     const text = new TextEncoder().encode(message);
     const reply = new Uint8Array(8 + text.length);
-    new DataView(reply.buffer).setUint32(0, ACTION_ERROR);
+    new DataView(reply.buffer).setUint32(0, bep15.ACTION_ERROR);
     reply.set(transaction, 4);
     reply.set(text, 8);
     return reply;

@@ -34,6 +34,7 @@ import {
 import { abortable } from "../net/abortable.ts";
 import { resolveUdpTarget, type UdpTarget } from "./udp_target.ts";
 import { toHex } from "../net/bytes.ts";
+import * as bep15 from "./udp_protocol.ts";
 
 /** Options for {@linkcode UdpTrackerClient}. */
 export interface UdpTrackerClientOptions {
@@ -59,13 +60,7 @@ export interface UdpCallOptions {
   signal?: AbortSignal;
 }
 
-const PROTOCOL_ID = 0x41727101980n;
-const ACTION_CONNECT = 0;
-const ACTION_ANNOUNCE = 1;
-const ACTION_SCRAPE = 2;
-const ACTION_ERROR = 3;
 const CONNECTION_ID_LIFETIME_MS = 60_000;
-const MAX_SCRAPE_HASHES = 74;
 const EVENT_CODES: Readonly<Record<AnnounceEvent, number>> = { completed: 1, started: 2, stopped: 3 };
 
 interface Socket {
@@ -195,7 +190,14 @@ export class UdpTrackerClient implements AsyncDisposable {
       req.numwant === undefined ? -1 : Math.max(0, Math.min(0x7fffffff, Math.trunc(req.numwant))),
     );
     view.setUint16(80, req.port & 0xffff);
-    const { reply, target } = await this.#call(url, ACTION_ANNOUNCE, body, 20, "announce", options.signal);
+    const { reply, target } = await this.#call(
+      url,
+      bep15.ACTION_ANNOUNCE,
+      body,
+      20,
+      "announce",
+      options.signal,
+    );
     const replyView = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
     const issues: string[] = [];
     const list = reply.subarray(20);
@@ -226,8 +228,8 @@ export class UdpTrackerClient implements AsyncDisposable {
     options: UdpCallOptions = {},
   ): Promise<Map<string, ScrapeEntry>> {
     const out = new Map<string, ScrapeEntry>();
-    for (let first = 0; first < infoHashes.length; first += MAX_SCRAPE_HASHES) {
-      const hashes = infoHashes.slice(first, first + MAX_SCRAPE_HASHES);
+    for (let first = 0; first < infoHashes.length; first += bep15.MAX_SCRAPE_HASHES) {
+      const hashes = infoHashes.slice(first, first + bep15.MAX_SCRAPE_HASHES);
       const body = new Uint8Array(20 * hashes.length);
       hashes.forEach((hash, i) => {
         if (hash.length !== 20) {
@@ -236,7 +238,7 @@ export class UdpTrackerClient implements AsyncDisposable {
         body.set(hash, 20 * i);
       });
       const minLength = 8 + 12 * hashes.length;
-      const { reply } = await this.#call(url, ACTION_SCRAPE, body, minLength, "scrape", options.signal);
+      const { reply } = await this.#call(url, bep15.ACTION_SCRAPE, body, minLength, "scrape", options.signal);
       const view = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
       hashes.forEach((hash, i) => {
         const at = 8 + 12 * i;
@@ -303,7 +305,7 @@ export class UdpTrackerClient implements AsyncDisposable {
           connection = await this.#connectionId(target, state, signal);
           continue;
         }
-        if (readU32(reply, 0) === ACTION_ERROR) {
+        if (readU32(reply, 0) === bep15.ACTION_ERROR) {
           const message = errorText(reply);
           if (!connection.fresh && !reconnected) {
             reconnected = true;
@@ -335,12 +337,12 @@ export class UdpTrackerClient implements AsyncDisposable {
       return { id: cached.id, fresh: false };
     }
     this.#connections.delete(target.key);
-    const { txid, waiter } = this.#register(target, ACTION_CONNECT, 16);
+    const { txid, waiter } = this.#register(target, bep15.ACTION_CONNECT, 16);
     try {
       const packet = new Uint8Array(16);
       const view = new DataView(packet.buffer);
-      view.setBigUint64(0, PROTOCOL_ID);
-      view.setUint32(8, ACTION_CONNECT);
+      view.setBigUint64(0, bep15.PROTOCOL_ID);
+      view.setUint32(8, bep15.ACTION_CONNECT);
       view.setUint32(12, txid);
       for (;;) {
         await this.#send(target, packet);
@@ -349,7 +351,7 @@ export class UdpTrackerClient implements AsyncDisposable {
           this.#nextAttempt(state, target, "connect");
           continue;
         }
-        if (readU32(reply, 0) === ACTION_ERROR) {
+        if (readU32(reply, 0) === bep15.ACTION_ERROR) {
           throw new TrackerError(`UDP tracker refused to connect: ${errorText(reply)}`);
         }
         const id = reply.slice(8, 16);
@@ -455,8 +457,10 @@ export class UdpTrackerClient implements AsyncDisposable {
     if (normalizeHost(from.hostname) !== waiter.target.ip || from.port !== waiter.target.port) {
       return ignore("not from the tracker's address");
     }
-    if (action !== waiter.action && action !== ACTION_ERROR) return ignore(`unexpected action ${action}`);
-    if (action !== ACTION_ERROR && packet.length < waiter.minLength) {
+    if (action !== waiter.action && action !== bep15.ACTION_ERROR) {
+      return ignore(`unexpected action ${action}`);
+    }
+    if (action !== bep15.ACTION_ERROR && packet.length < waiter.minLength) {
       return ignore("too short for its action");
     }
     waiter.deliver(packet);
