@@ -11,7 +11,10 @@
  * connection (head-of-line blocking). Dialling takes one round trip; dialling an address
  * nobody listens on is refused after one round trip. `close()` is an abortive close: queued
  * bytes towards the closer are dropped, and the other side reads the end of the stream once
- * the bytes already sent have arrived (writes after that fail with `BrokenPipe`).
+ * the bytes already sent have arrived (writes after that fail with `BrokenPipe`). A write
+ * resolves once its chunk has left the sender's link (as TCP's send buffer frees); the
+ * reading side has no flow control: delivered bytes wait in the reader's queue, so a reader
+ * that reads slowly (a download rate limit) does not slow the sender as TCP's window would.
  *
  * Time is the real clock (timers of a few milliseconds); randomness comes from one seeded
  * source, {@linkcode MemoryNetwork.random}, which a simulation should use for its own choices
