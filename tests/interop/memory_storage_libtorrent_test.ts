@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MemoryStorage, memoryStorage, Session } from "../../mod.ts";
+import { type MemoryStorage, memoryStorage, Session } from "../../mod.ts";
 import { hasLibtorrent, startLibtorrentSeeder, withTimeout } from "./_harness.ts";
 import { MIB, prepareTorrent } from "./_download_helpers.ts";
 
