@@ -25,6 +25,7 @@
 
 import type { Transport, TransportConnection, TransportListener, TransportListenOptions } from "../types.ts";
 import { formatAddress, parseAddress } from "./address.ts";
+import { seededRandom } from "./seeded_random.ts";
 
 /** One host's link to the network. */
 export interface LinkOptions {
@@ -219,18 +220,6 @@ class MemoryListener implements TransportListener {
   }
 }
 
-/** A 32-bit seeded generator (mulberry32): the same seed gives the same numbers. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const WILDCARDS = new Set(["::", "0.0.0.0"]);
 
 /**
@@ -265,7 +254,7 @@ export class MemoryNetwork {
    * @param options Seed, default link, retransmission timeout.
    */
   constructor(options: MemoryNetworkOptions = {}) {
-    this.#random = seeded(options.seed ?? 1);
+    this.#random = seededRandom(options.seed ?? 1);
     this.#link = { latencyMs: 1, bandwidth: 0, loss: 0, ...options.link };
     this.#retransmitMs = options.retransmitMs ?? 20;
   }

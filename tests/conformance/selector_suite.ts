@@ -12,31 +12,8 @@ import type { PluginError } from "../../lib/errors.ts";
 import { Bitfield } from "../../lib/bitfield.ts";
 import { BLOCK_SIZE, type BlockRef, type PickerPeer, PiecePicker } from "../../lib/peer/piece_picker.ts";
 import type { PeerView, PieceSelector, SelectionView } from "../../lib/types.ts";
-
-/**
- * A small seeded pseudo-random generator (mulberry32), so every run of the suite sees the
- * same views.
- *
- * @example
- * ```ts
- * import { seededRandom } from "./selector_suite.ts";
- * const a = seededRandom(7), b = seededRandom(7);
- * console.log(a() === b()); // true
- * ```
- *
- * @param seed Any 32-bit integer.
- * @returns A function returning numbers in [0, 1).
- */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../lib/net/seeded_random.ts";
+export { seededRandom };
 
 /** What {@linkcode fakeView} builds a view from. */
 export interface FakeViewOptions {

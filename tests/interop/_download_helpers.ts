@@ -21,6 +21,8 @@ import {
   type PayloadFile,
   withTimeout,
 } from "./_harness.ts";
+import { seededRandom } from "../../lib/net/seeded_random.ts";
+export { seededRandom };
 
 /** One mebibyte. */
 export const MIB = 1024 * 1024;
@@ -609,31 +611,6 @@ export class PieceSampler {
 // ---------------------------------------------------------------------------
 // Random
 // ---------------------------------------------------------------------------
-
-/**
- * A small seeded random source (mulberry32), so a failing run can be repeated with
- * the seed it printed.
- *
- * @example
- * ```ts
- * import { seededRandom } from "./_download_helpers.ts";
- * const random = seededRandom(7);
- * console.log(random() < 1); // true
- * ```
- *
- * @param seed Any 32-bit integer.
- * @returns A function returning numbers in [0, 1).
- */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The seed for a test's random choices: `SHOAL_TEST_SEED` when set (to repeat a

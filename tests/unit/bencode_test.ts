@@ -1,21 +1,10 @@
 import assert from "node:assert/strict";
 import { type BValue, decode, decodePrefix, encode, keyBytes, spanOf } from "../../lib/bencode.ts";
 import { BencodeError } from "../../lib/errors.ts";
+import { seededRandom } from "../../lib/net/seeded_random.ts";
 
 const latin1 = (text: string): Uint8Array => Uint8Array.from(text, (c) => c.charCodeAt(0) & 0xff);
 const ascii = (bytes: Uint8Array): string => String.fromCharCode(...bytes);
-
-/** A small seeded PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(random: () => number, length: number): Uint8Array {
   return Uint8Array.from({ length }, () => Math.floor(random() * 256));
@@ -84,7 +73,7 @@ Deno.test("decode() and encode() round-trip canonical inputs", () => {
 });
 
 Deno.test("decode() and encode() round-trip random canonical values (seeded)", () => {
-  const random = prng(1);
+  const random = seededRandom(1);
   for (let i = 0; i < 3000; i++) {
     const value = randomValue(random, 0);
     const bytes = encode(value);
@@ -95,7 +84,7 @@ Deno.test("decode() and encode() round-trip random canonical values (seeded)", (
 });
 
 Deno.test("decode() only ever throws BencodeError on random bytes (seeded)", () => {
-  const random = prng(2);
+  const random = seededRandom(2);
   const alphabet = latin1("ilde0123456789:-e0e1");
   let thrown = 0;
   for (let i = 0; i < 30_000; i++) {
@@ -115,7 +104,7 @@ Deno.test("decode() only ever throws BencodeError on random bytes (seeded)", () 
 });
 
 Deno.test("decode() only ever throws BencodeError on mutated valid inputs (seeded)", () => {
-  const random = prng(3);
+  const random = seededRandom(3);
   for (let i = 0; i < 5000; i++) {
     const bytes = encode(randomValue(random, 0)).slice();
     const mutations = 1 + Math.floor(random() * 3);

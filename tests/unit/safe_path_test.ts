@@ -2,18 +2,7 @@ import assert from "node:assert/strict";
 import { posix } from "node:path";
 import { StorageError } from "../../lib/errors.ts";
 import { dedupePaths, resolveInside, safeRelativePath } from "../../lib/safe_path.ts";
-
-/** A small seeded PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../lib/net/seeded_random.ts";
 
 const utf8 = new TextEncoder();
 // deno-lint-ignore no-control-regex
@@ -110,7 +99,7 @@ function randomComponents(random: () => number): string[] {
 }
 
 Deno.test("safeRelativePath() never leaves the root and never yields an empty component (seeded property)", () => {
-  const random = prng(0x5afe);
+  const random = seededRandom(0x5afe);
   for (let i = 0; i < 20_000; i++) {
     const components = randomComponents(random);
     const path = safeRelativePath(components);
@@ -119,7 +108,7 @@ Deno.test("safeRelativePath() never leaves the root and never yields an empty co
 });
 
 Deno.test("dedupePaths() keeps safe paths safe and collision-free (seeded property)", () => {
-  const random = prng(0xdedbee);
+  const random = seededRandom(0xdedbee);
   for (let round = 0; round < 300; round++) {
     const paths = Array.from({ length: 1 + Math.floor(random() * 25) }, () => {
       // Few short names so collisions are frequent.

@@ -26,21 +26,10 @@ import {
   type Message,
   MESSAGE_IDS,
 } from "../../lib/wire/messages.ts";
+import { seededRandom } from "../../lib/net/seeded_random.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** Deterministic PRNG (mulberry32) so random splits are reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Splits `bytes` at the given offsets (sorted, deduplicated); keeps empty chunks out. */
 function rechunk(bytes: Uint8Array, cuts: readonly number[]): Uint8Array[] {
@@ -114,7 +103,7 @@ async function decodeChunks(chunks: readonly Uint8Array[], maxMessageLength?: nu
 }
 
 function bytesOf(length: number, seed: number): Uint8Array {
-  const next = prng(seed);
+  const next = seededRandom(seed);
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) out[i] = Math.floor(next() * 256);
   return out;
@@ -344,7 +333,7 @@ Deno.test("FrameDecoder gives identical messages for every pair of split positio
 });
 
 Deno.test("FrameDecoder gives identical messages for random splits", async () => {
-  const next = prng(20240601);
+  const next = seededRandom(20240601);
   for (let round = 0; round < 300; round++) {
     const count = 1 + Math.floor(next() * 20);
     const cuts = Array.from({ length: count }, () => Math.floor(next() * STREAM.length));
