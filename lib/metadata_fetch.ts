@@ -274,9 +274,7 @@ export class MetadataFetcher {
       category: "metadata",
       active: () => this.#timer !== undefined && !this.#done,
       onPeer: (address, peer) => this.#startPeer(address, peer),
-      encryption: options.encryption,
-      transport: options.transport,
-      dialTimeoutMs: options.dialTimeoutMs,
+      dial: options,
       signal: this.#abort.signal,
       now: this.#now,
     });
@@ -340,7 +338,8 @@ export class MetadataFetcher {
    * `METADATA_SWARM.maxCandidates` (500) are kept.
    *
    * @param addresses "host:port" or "[v6]:port".
-   * @param source Where they came from, for logs.
+   * @param source Where they came from, for logs (an invalid address is skipped whatever the
+   * source: "manual" ones are logged as "given", since the swarm refuses a manual typo).
    * @returns How many were new.
    */
   addPeers(addresses: Iterable<string>, source: string): number {

@@ -166,9 +166,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       admit: options.admit,
       countConnection: options.countConnection,
       countDial: options.countDial,
-      encryption: options.encryption,
-      transport: options.transport,
-      dialTimeoutMs: options.dialTimeoutMs,
+      dial: options,
       signal: this.#abort.signal,
       now: () => this.#now(),
     });

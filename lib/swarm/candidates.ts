@@ -8,8 +8,12 @@
 
 import type { SwarmPolicy } from "./constants.ts";
 
-/** Where a peer address came from (for logs). */
-export type PeerSource = "manual" | "tracker" | "dht" | "pex" | "lsd" | "magnet" | "incoming" | string;
+/**
+ * Where a peer address came from (for logs): `manual`, `tracker`, `dht`, `pex`, `lsd`,
+ * `magnet`, `incoming`, or a plugin's own name. Only `manual` changes behaviour: an invalid
+ * manual address throws instead of being skipped.
+ */
+export type PeerSource = string;
 
 /** One address to dial. */
 export interface Candidate {

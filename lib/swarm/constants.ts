@@ -27,7 +27,15 @@ export interface SwarmPolicy {
   readonly uniquePeerIds: boolean;
 }
 
-/** Deadline for dialling plus the BitTorrent handshake, in ms. */
+/**
+ * Deadline for dialling plus the BitTorrent handshake, in ms (both policies' default).
+ *
+ * @example
+ * ```ts
+ * import { DIAL_TIMEOUT_MS } from "./constants.ts";
+ * console.log(DIAL_TIMEOUT_MS); // 10000
+ * ```
+ */
 export const DIAL_TIMEOUT_MS = 10_000;
 
 /**

@@ -25,6 +25,16 @@ export interface BanRecord {
   ban(address: string): boolean;
 }
 
+/** How a swarm dials (the fields its owners' options share). */
+export interface DialSettings {
+  /** Connection encryption plugin; absent: plaintext only. */
+  readonly encryption?: Encryption | undefined;
+  /** How peers are dialled. @default {tcpTransport()} */
+  readonly transport?: Transport | undefined;
+  /** Deadline for dialling plus handshake, in ms. @default {DIAL_TIMEOUT_MS} */
+  readonly dialTimeoutMs?: number | undefined;
+}
+
 /** Options of {@linkcode Swarm}. */
 export interface SwarmOptions {
   /** Caps and back-off. */
@@ -49,12 +59,8 @@ export interface SwarmOptions {
   countConnection?: ((delta: number, address: string) => void) | undefined;
   /** Tells a wider authority a dial started (+1) or ended (-1). */
   countDial?: ((delta: number, address: string) => void) | undefined;
-  /** Connection encryption plugin; absent: plaintext only. */
-  encryption?: Encryption | undefined;
-  /** How peers are dialled. @default {tcpTransport()} */
-  transport?: Transport | undefined;
-  /** Deadline for dialling plus handshake, in ms. @default {DIAL_TIMEOUT_MS} */
-  dialTimeoutMs?: number | undefined;
+  /** How peers are dialled: the owner's own options (`TorrentOptions`, `FetchMetadataOptions`). */
+  dial?: DialSettings;
   /** Aborts dials in progress. */
   signal?: AbortSignal | undefined;
   /** Clock. @default {Date.now} */
@@ -308,9 +314,9 @@ export class Swarm {
     };
     dialWithEncryption(address, {
       handshake: this.#options.handshake(),
-      encryption: this.#options.encryption,
-      transport: this.#options.transport,
-      timeoutMs: this.#options.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
+      encryption: this.#options.dial?.encryption,
+      transport: this.#options.dial?.transport,
+      timeoutMs: this.#options.dial?.dialTimeoutMs ?? DIAL_TIMEOUT_MS,
       ...(this.#options.signal ? { signal: this.#options.signal } : {}),
       onAttemptFailed: (attempt, error) =>
         logger.debug(category, `${attempt} connection failed: ${(error as Error).message}`, {

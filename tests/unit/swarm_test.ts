@@ -99,7 +99,7 @@ Deno.test("connectMore dials up to maxConnections and at most maxDials at once",
   const dialed: string[] = [];
   const abort = new AbortController();
   const { swarm: s } = swarm({ maxConnections: 3 }, {
-    transport: transport("hang", dialed),
+    dial: { transport: transport("hang", dialed) },
     signal: abort.signal,
   });
   s.add(["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1", "10.0.0.4:1"], "dht");
@@ -112,7 +112,7 @@ Deno.test("connectMore dials up to maxConnections and at most maxDials at once",
   const dialed2: string[] = [];
   const abort2 = new AbortController();
   const { swarm: t } = swarm({ maxConnections: 10, maxDials: 2 }, {
-    transport: transport("hang", dialed2),
+    dial: { transport: transport("hang", dialed2) },
     signal: abort2.signal,
   });
   t.add(["10.0.0.1:1", "10.0.0.2:1", "10.0.0.3:1"], "dht");
@@ -124,7 +124,7 @@ Deno.test("a failed dial backs the address off; it is dialled again once the wai
   const dialed: string[] = [];
   const counts: number[] = [];
   const { swarm: s, clock } = swarm({}, {
-    transport: transport("fail", dialed),
+    dial: { transport: transport("fail", dialed) },
     countDial: (delta) => counts.push(delta),
     countConnection: (delta) => counts.push(delta),
   });
@@ -144,9 +144,9 @@ Deno.test("a failed dial backs the address off; it is dialled again once the wai
 
 Deno.test("admit from a wider authority and an inactive owner stop dials", () => {
   const dialed: string[] = [];
-  const { swarm: s } = swarm({}, { transport: transport("fail", dialed), admit: () => false });
+  const { swarm: s } = swarm({}, { dial: { transport: transport("fail", dialed) }, admit: () => false });
   s.add(["10.0.0.1:1"], "dht");
-  const { swarm: t } = swarm({}, { transport: transport("fail", dialed), active: () => false });
+  const { swarm: t } = swarm({}, { dial: { transport: transport("fail", dialed) }, active: () => false });
   t.add(["10.0.0.1:1"], "dht");
   assert.equal(dialed.length, 0);
 });
