@@ -27,9 +27,7 @@ import { MetainfoError, ProtocolError, ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
-import { dialWithEncryption } from "./peer/dial.ts";
 import type { HandshakenPeer } from "./peer/handshake_read.ts";
-import { parseAddress } from "./net/address.ts";
 import { equalBytes, toHex } from "./net/bytes.ts";
 import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
 import { sha1 } from "./storage/verify.ts";
@@ -37,6 +35,8 @@ import { Announcer } from "./tracker/announcer.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { Encryption, Transport } from "./types.ts";
 import { reservedBits } from "./wire/handshake.ts";
+import { Swarm } from "./swarm/swarm.ts";
+import { METADATA_SWARM } from "./swarm/constants.ts";
 
 /** Options for {@linkcode fetchMetadata} and {@linkcode MetadataFetcher}. */
 export interface FetchMetadataOptions {
@@ -156,12 +156,6 @@ export interface FetchedMetadata {
   readonly peers: readonly MetadataSource[];
 }
 
-interface Candidate {
-  source: string;
-  failures: number;
-  nextTry: number;
-}
-
 interface Assembly {
   readonly size: number;
   readonly count: number;
@@ -178,7 +172,6 @@ const PER_PEER_REQUESTS = 2;
 const MAX_REJECTS = 3;
 /** Requests timed out after which a peer is dropped. */
 const MAX_TIMEOUTS = 2;
-const MAX_CANDIDATES = 500;
 
 /**
  * Fetches a magnet link's metadata from peers.
@@ -227,13 +220,8 @@ export class MetadataFetcher {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #maxSize: number;
-  readonly #candidates = new Map<string, Candidate>();
   readonly #peers = new Map<string, MetadataPeer>();
-  readonly #connecting = new Set<string>();
-  /** Every address dialled, and every one that completed a handshake (for the status). */
-  readonly #tried = new Set<string>();
-  readonly #handshaken = new Set<string>();
-  readonly #banned = new Set<string>();
+  readonly #swarm: Swarm;
   /** Peers that broke the protocol: never asked again, not handed on. */
   readonly #faulty = new Set<string>();
   /** What each peer said about its pieces, kept after it closes. */
@@ -274,6 +262,22 @@ export class MetadataFetcher {
       ...link.trackers.map((t) => [t]),
       ...(options.trackers?.extraTiers ?? []).map((t) => [...t]),
     ];
+    this.#swarm = new Swarm({
+      policy: { ...METADATA_SWARM, maxConnections: options.maxConnections ?? METADATA_SWARM.maxConnections },
+      peerId: options.peerId,
+      handshake: () => ({
+        infoHash: this.#infoHash,
+        peerId: options.peerId,
+        reserved: reservedBits({ fast: true, extensions: true }),
+      }),
+      logger: this.#log,
+      category: "metadata",
+      active: () => this.#timer !== undefined && !this.#done,
+      onPeer: (address, peer) => this.#startPeer(address, peer),
+      dial: options,
+      signal: this.#abort.signal,
+      now: this.#now,
+    });
     this.result = new Promise<FetchedMetadata>((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
@@ -306,8 +310,8 @@ export class MetadataFetcher {
     const tick = Math.max(50, Math.min(1000, (this.#options.requestTimeoutMs ?? 15_000) / 4));
     this.#timer = setInterval(() => this.#tick(), tick);
     this.#startAnnouncing();
-    this.#log.info("metadata", "Fetching metadata", { peers: this.#candidates.size });
-    this.#connectMore();
+    this.#log.info("metadata", "Fetching metadata", { peers: this.#swarm.candidates.size });
+    this.#swarm.connectMore();
     this.#options.onStatus?.(this.status());
   }
 
@@ -319,9 +323,9 @@ export class MetadataFetcher {
   status(): MetadataFetchStatus {
     const a = this.#assembly;
     return {
-      known: this.#candidates.size,
-      tried: this.#tried.size,
-      connected: this.#handshaken.size,
+      known: this.#swarm.candidates.size,
+      tried: this.#swarm.tried,
+      connected: this.#swarm.handshaken,
       active: this.#peers.size,
       offering: this.#usable().length,
       piecesReceived: a?.receivedCount ?? 0,
@@ -330,28 +334,16 @@ export class MetadataFetcher {
   }
 
   /**
-   * Adds peers to ask. Invalid addresses are skipped; at most 500 are kept.
+   * Adds peers to ask. Invalid addresses are skipped; at most
+   * `METADATA_SWARM.maxCandidates` (500) are kept.
    *
    * @param addresses "host:port" or "[v6]:port".
-   * @param source Where they came from, for logs.
+   * @param source Where they came from, for logs (an invalid address is skipped whatever the
+   * source: "manual" ones are logged as "given", since the swarm refuses a manual typo).
    * @returns How many were new.
    */
   addPeers(addresses: Iterable<string>, source: string): number {
-    let added = 0;
-    for (const address of addresses) {
-      try {
-        parseAddress(address);
-      } catch (error) {
-        this.#log.debug("metadata", `Skipped an invalid peer address: ${(error as Error).message}`);
-        continue;
-      }
-      if (this.#candidates.has(address) || this.#banned.has(address)) continue;
-      if (this.#candidates.size >= MAX_CANDIDATES) break;
-      this.#candidates.set(address, { source, failures: 0, nextTry: 0 });
-      added++;
-    }
-    if (added > 0 && this.#timer !== undefined) this.#connectMore();
-    return added;
+    return this.#swarm.add(addresses, source === "manual" ? "given" : source);
   }
 
   #startAnnouncing(): void {
@@ -393,79 +385,25 @@ export class MetadataFetcher {
     if (this.#assembly !== null && this.#usable().every((p) => p.requests.size === 0)) {
       for (const peer of this.#peers.values()) peer.rejected.clear();
     }
-    this.#connectMore();
+    this.#swarm.connectMore();
     this.#schedule();
     if (!this.#done) this.#options.onStatus?.(this.status());
   }
 
-  #connectMore(): void {
-    if (this.#done) return;
-    const max = this.#options.maxConnections ?? 8;
-    const now = this.#now();
-    for (const [address, c] of this.#candidates) {
-      if (this.#peers.size + this.#connecting.size >= max) break;
-      if (this.#peers.has(address) || this.#connecting.has(address) || c.nextTry > now) continue;
-      this.#dial(address, c);
-    }
-  }
-
-  #dial(address: string, c: Candidate): void {
-    this.#connecting.add(address);
-    this.#tried.add(address);
-    this.#dialAttempts(address).then(
-      (handshaken) => {
-        this.#connecting.delete(address);
-        if (this.#done) {
-          handshaken.duplex.close();
-          return;
-        }
-        if (equalBytes(handshaken.remote.peerId, this.#options.peerId)) {
-          handshaken.duplex.close();
-          this.#candidates.delete(address);
-          return;
-        }
-        const peer = new MetadataPeer(address, handshaken, {
-          ready: (p) => this.#onReady(p),
-          data: (p, piece, data) => this.#onData(p, piece, data),
-          reject: (p, piece) => this.#onReject(p, piece),
-          closed: (p, error) => this.#onClosed(p, error),
-        }, {
-          maxMetadataSize: this.#maxSize,
-          now: this.#now,
-          ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
-        });
-        this.#peers.set(address, peer);
-        this.#handshaken.add(address);
-        this.#log.debug("metadata", "Connected", { peer: address, source: c.source });
-        peer.start();
-      },
-      (error) => {
-        this.#connecting.delete(address);
-        this.#backoff(address, c);
-        this.#log.debug("metadata", `Cannot connect: ${(error as Error).message}`, { peer: address });
-      },
-    );
-  }
-
-  /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
-  #dialAttempts(address: string): Promise<HandshakenPeer> {
-    return dialWithEncryption(address, {
-      handshake: {
-        infoHash: this.#infoHash,
-        peerId: this.#options.peerId,
-        reserved: reservedBits({ fast: true, extensions: true }),
-      },
-      encryption: this.#options.encryption,
-      transport: this.#options.transport,
-      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
-      signal: this.#abort.signal,
+  /** A handshaken peer the swarm took: ask it for the metadata. */
+  #startPeer(address: string, handshaken: HandshakenPeer): void {
+    const peer = new MetadataPeer(address, handshaken, {
+      ready: (p) => this.#onReady(p),
+      data: (p, piece, data) => this.#onData(p, piece, data),
+      reject: (p, piece) => this.#onReject(p, piece),
+      closed: (p, error) => this.#onClosed(p, error),
+    }, {
+      maxMetadataSize: this.#maxSize,
+      now: this.#now,
+      ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
     });
-  }
-
-  #backoff(address: string, c: Candidate, forever = false): void {
-    c.failures++;
-    c.nextTry = this.#now() + Math.min(60_000, 2_000 * 2 ** (c.failures - 1));
-    if (forever || c.failures >= 6) this.#candidates.delete(address);
+    this.#peers.set(address, peer);
+    peer.start();
   }
 
   #onReady(peer: MetadataPeer): void {
@@ -489,7 +427,6 @@ export class MetadataFetcher {
     if (this.#peers.get(peer.address) !== peer) return;
     this.#peers.delete(peer.address);
     this.#evidence.set(peer.address, peer.evidence);
-    const c = this.#candidates.get(peer.address);
     if (!this.#done) {
       if (error !== undefined) {
         this.#log.info("metadata", `Dropped peer: ${error.message}`, { peer: peer.address });
@@ -499,25 +436,22 @@ export class MetadataFetcher {
       const faulty = error instanceof ProtocolError;
       if (faulty) this.#faulty.add(peer.address);
       const useless = error instanceof ShoalError && error.code === "NO_METADATA";
-      if (c !== undefined) this.#backoff(peer.address, c, faulty || useless);
+      this.#swarm.closed(peer.address, faulty || useless);
       if (this.#single === peer.address) this.#single = null;
       this.#schedule();
-      this.#connectMore();
-    }
+      this.#swarm.connectMore();
+    } else this.#swarm.closed(peer.address);
   }
 
   #ban(address: string, reason: string): void {
-    if (this.#banned.has(address)) return;
-    this.#banned.add(address);
-    this.#candidates.delete(address);
-    this.#log.warn("metadata", `Banned peer: ${reason}`, { peer: address });
+    if (!this.#swarm.ban(address, reason)) return;
     this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
   }
 
   /** Peers that may be asked for pieces of the current assembly. */
   #usable(): MetadataPeer[] {
     return [...this.#peers.values()].filter((p) =>
-      !p.closed && p.metadataSize !== undefined && !this.#banned.has(p.address)
+      !p.closed && p.metadataSize !== undefined && !this.#swarm.isBanned(p.address)
     );
   }
 
@@ -654,9 +588,9 @@ export class MetadataFetcher {
   #rankPeers(pieceCount: number): MetadataSource[] {
     for (const peer of this.#peers.values()) this.#evidence.set(peer.address, peer.evidence);
     const met: MetadataSource[] = [];
-    const leftOut = new Set([...this.#banned, ...this.#faulty]);
+    const leftOut = new Set(this.#faulty);
     for (const [address, e] of this.#evidence) {
-      if (leftOut.has(address)) continue;
+      if (leftOut.has(address) || this.#swarm.isBanned(address)) continue;
       let pieces: number | "all" | null = e.all ? "all" : null;
       if (e.bitfield !== null) {
         let bits: Bitfield;
@@ -684,8 +618,10 @@ export class MetadataFetcher {
     const rank = (s: MetadataSource) => (s.pieces === "all" ? Infinity : s.pieces ?? -1);
     met.sort((a, b) => rank(b) - rank(a));
     const seen = new Set(met.map((s) => s.address));
-    for (const address of this.#candidates.keys()) {
-      if (!seen.has(address) && !leftOut.has(address)) met.push({ address, pieces: null });
+    for (const address of this.#swarm.candidates.addresses()) {
+      if (!seen.has(address) && !leftOut.has(address) && !this.#swarm.isBanned(address)) {
+        met.push({ address, pieces: null });
+      }
     }
     return met;
   }

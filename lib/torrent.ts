@@ -12,9 +12,8 @@ import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
 import { chooseUnchoked } from "./peer/choker.ts";
 import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
-import { dialWithEncryption } from "./peer/dial.ts";
 import type { HandshakenPeer } from "./peer/handshake_read.ts";
-import { parseAddress, parsePeerAddress } from "./net/address.ts";
+import { parseAddress } from "./net/address.ts";
 import { equalBytes } from "./net/bytes.ts";
 import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
 import { clientCode, clientName } from "./peer/client_id.ts";
@@ -35,6 +34,8 @@ import { reservedBits, supportsDht, supportsExtensions, supportsFast } from "./w
 import { utMetadataServer } from "./peer/ut_metadata.ts";
 import { UtPex } from "./peer/ut_pex.ts";
 import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
+import { Swarm } from "./swarm/swarm.ts";
+import { TORRENT_SWARM } from "./swarm/constants.ts";
 
 export type {
   CheckProgress,
@@ -56,16 +57,6 @@ import type {
   TorrentState,
   TorrentStats,
 } from "./torrent_types.ts";
-
-interface Candidate {
-  address: string;
-  source: string;
-  failures: number;
-  nextTry: number;
-}
-
-/** Most peer addresses kept to try, from all sources together. */
-const MAX_CANDIDATES = 2000;
 
 const TICK_MS = 1000;
 
@@ -106,9 +97,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #resumeSave: Promise<void> = Promise.resolve();
   #state: TorrentState = "checking";
   readonly #peers = new Map<string, PeerConnection>();
-  readonly #connecting = new Set<string>();
-  readonly #candidates = new Map<string, Candidate>();
   readonly #bans = new BanList();
+  readonly #swarm: Swarm;
   readonly #down = new RateMeter(5);
   readonly #up = new RateMeter(5);
   readonly #abort = new AbortController();
@@ -139,8 +129,6 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #extensions: PeerExtension[];
   /** BEP 11 peer exchange (null when off or private). */
   readonly #pex: UtPex | null = null;
-  /** Connected peers we dialled (their address accepts connections). */
-  readonly #outgoing = new Set<string>();
   /** What protects each connected peer's payload (`HandshakenPeer.encryption`). */
   readonly #encryption = new Map<string, string>();
   readonly #priorities: FilePriority[];
@@ -166,6 +154,22 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#log = options.logger.child({ torrent: metainfo.infoHashHex.slice(0, 12) });
     this.#have = new Bitfield(metainfo.pieceCount);
     this.#host = this.#makeHost();
+    this.#swarm = new Swarm({
+      policy: { ...TORRENT_SWARM, maxConnections: options.maxPeers ?? TORRENT_SWARM.maxConnections },
+      peerId: options.peerId,
+      handshake: () => this.handshake(),
+      logger: this.#log,
+      category: "swarm",
+      active: () => this.#state === "downloading" || this.#state === "seeding",
+      onPeer: (address, peer) => this.#startPeer(address, peer),
+      bans: this.#bans,
+      admit: options.admit,
+      countConnection: options.countConnection,
+      countDial: options.countDial,
+      dial: options,
+      signal: this.#abort.signal,
+      now: () => this.#now(),
+    });
     this.#extensions = [...(options.extensions ?? [])];
     // BEP 9: serve our metadata to magnet-link peers, except for private torrents (as libtorrent).
     if (!metainfo.private) this.#extensions.push(utMetadataServer(metainfo.infoBytes));
@@ -174,7 +178,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         peers: () =>
           [...this.#peers.values()].map((p) => ({
             id: p.id,
-            outgoing: this.#outgoing.has(p.id),
+            outgoing: this.#swarm.isOutgoing(p.id),
             seed: p.seed,
             handshake: p.extensionProtocol?.handshake,
           })),
@@ -382,27 +386,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    * @returns How many were new.
    */
   addPeers(addresses: Iterable<string>, source = "manual"): number {
-    let added = 0;
-    for (const address of addresses) {
-      try {
-        // A person's typo is refused with a PeerAddressError; other sources are only skipped.
-        if (source === "manual") parsePeerAddress(address);
-        else parseAddress(address);
-      } catch (error) {
-        if (source === "manual") throw error;
-        this.#log.debug(
-          "swarm",
-          `Skipped an invalid peer address from ${source}: ${(error as Error).message}`,
-        );
-        continue;
-      }
-      if (this.#candidates.has(address) || this.#isBanned(address)) continue;
-      if (this.#candidates.size >= MAX_CANDIDATES) break;
-      this.#candidates.set(address, { address, source, failures: 0, nextTry: 0 });
-      added++;
-    }
-    this.#connectMore();
-    return added;
+    return this.#swarm.add(addresses, source);
   }
 
   /** The handshake we send for this torrent. */
@@ -422,7 +406,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    */
   accepts(address: string): boolean {
     return this.#state !== "stopped" && this.#state !== "error" && this.#state !== "checking" &&
-      !this.#isBanned(address) && this.#peers.size + this.#connecting.size < (this.#options.maxPeers ?? 50);
+      this.#swarm.admits(address);
   }
 
   /**
@@ -432,27 +416,15 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    * @param peer The handshaken connection.
    */
   attach(address: string, peer: HandshakenPeer): void {
-    if (!this.accepts(address) || this.#peers.has(address)) {
+    if (!this.accepts(address)) {
       peer.duplex.close();
       return;
     }
-    this.#startPeer(address, peer);
+    this.#swarm.accept(address, peer, false);
   }
 
-  #startPeer(address: string, { duplex, remote, encryption }: HandshakenPeer, outgoing = false): void {
-    if (equalBytes(remote.peerId, this.#options.peerId)) {
-      this.#log.debug("swarm", "Dropped a connection to ourselves", { peer: address });
-      this.#candidates.delete(address);
-      duplex.close();
-      return;
-    }
-    for (const other of this.#peers.values()) {
-      if (equalBytes(other.peerId, remote.peerId)) {
-        this.#log.debug("swarm", "Dropped a duplicate connection", { peer: address });
-        duplex.close();
-        return;
-      }
-    }
+  /** A connection the swarm took (self, duplicate and banned ones are dropped already). */
+  #startPeer(address: string, { duplex, remote, encryption }: HandshakenPeer): void {
     const dht = this.#options.dht;
     const conn = new PeerConnection(duplex as Duplex, this.#host, {
       id: address,
@@ -478,70 +450,11 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         : {}),
     });
     this.#peers.set(address, conn);
-    if (outgoing) this.#outgoing.add(address);
     this.#encryption.set(address, encryption);
-    this.#options.countConnection?.(1, address);
-    const candidate = this.#candidates.get(address);
-    if (candidate) candidate.failures = 0;
     this.#log.info("peer", "Peer connected", { peer: address, client: clientCode(remote.peerId) });
     this.#emit("peer-connected", { address });
     conn.start();
     this.#choke();
-  }
-
-  #connectMore(): void {
-    if (this.#state !== "downloading" && this.#state !== "seeding") return;
-    const max = this.#options.maxPeers ?? 50;
-    const now = this.#now();
-    for (const c of this.#candidates.values()) {
-      if (this.#peers.size + this.#connecting.size >= max) break;
-      if (this.#peers.has(c.address) || this.#connecting.has(c.address) || c.nextTry > now) continue;
-      if (this.#isBanned(c.address)) continue;
-      if (this.#options.admit && !this.#options.admit(c.address)) continue;
-      this.#dial(c);
-    }
-  }
-
-  #dial(c: Candidate): void {
-    this.#connecting.add(c.address);
-    this.#options.countConnection?.(1, c.address);
-    this.#options.countDial?.(1, c.address);
-    this.#dialAttempts(c.address).then(
-      (peer) => {
-        this.#connecting.delete(c.address);
-        this.#options.countConnection?.(-1, c.address);
-        this.#options.countDial?.(-1, c.address);
-        if (this.#state !== "downloading" && this.#state !== "seeding") {
-          peer.duplex.close();
-          return;
-        }
-        this.#startPeer(c.address, peer, true);
-      },
-      (error) => {
-        this.#connecting.delete(c.address);
-        this.#options.countConnection?.(-1, c.address);
-        this.#options.countDial?.(-1, c.address);
-        c.failures++;
-        c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
-        this.#log.debug("swarm", `Cannot connect: ${(error as Error).message}`, { peer: c.address });
-        if (c.failures >= 8) this.#candidates.delete(c.address);
-      },
-    );
-  }
-
-  /** Dials once per attempt the encryption plugin asks for (e.g. encrypted, then plaintext). */
-  #dialAttempts(address: string): Promise<HandshakenPeer> {
-    return dialWithEncryption(address, {
-      handshake: this.handshake(),
-      encryption: this.#options.encryption,
-      transport: this.#options.transport,
-      timeoutMs: this.#options.dialTimeoutMs ?? 10_000,
-      signal: this.#abort.signal,
-      onAttemptFailed: (attempt, error) =>
-        this.#log.debug("swarm", `${attempt} connection failed: ${(error as Error).message}`, {
-          peer: address,
-        }),
-    });
   }
 
   /** The connection-facing side of the torrent. */
@@ -658,14 +571,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#picker.pieceFailed(done);
   }
 
-  #isBanned(address: string): boolean {
-    return this.#bans.isBanned(address);
-  }
-
   #ban(address: string, reason: string): void {
-    if (!this.#bans.ban(address)) return;
-    this.#candidates.delete(address);
-    this.#log.warn("swarm", `Banned peer: ${reason}`, { peer: address });
+    if (!this.#swarm.ban(address, reason)) return;
     this.#emit("peer-banned", { address, reason });
     this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
   }
@@ -713,9 +620,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #onClosed(peer: PeerConnection, error: Error | undefined): void {
     if (this.#peers.get(peer.id) !== peer) return;
     this.#peers.delete(peer.id);
-    this.#outgoing.delete(peer.id);
     this.#encryption.delete(peer.id);
-    this.#options.countConnection?.(-1, peer.id);
+    this.#swarm.closed(peer.id);
     if (this.#picker) {
       if (peer.seed) this.#picker.peerLostAll();
       else this.#picker.removeBitfield(peer.bitfield);
@@ -723,12 +629,6 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     const reason = error?.message;
     this.#log.info("peer", reason ? `Peer disconnected: ${reason}` : "Peer disconnected", { peer: peer.id });
     this.#emit("peer-disconnected", reason ? { address: peer.id, reason } : { address: peer.id });
-    const c = this.#candidates.get(peer.id);
-    if (c) {
-      c.failures++;
-      c.nextTry = this.#now() + Math.min(300_000, 5_000 * 2 ** (c.failures - 1));
-      if (c.failures >= 8) this.#candidates.delete(peer.id);
-    }
     if (this.#optimistic === peer.id) this.#optimistic = undefined;
     this.#choke();
   }
@@ -765,7 +665,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#peers.size < 5) {
       this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
     }
-    this.#connectMore();
+    this.#swarm.connectMore();
     const interval = (this.#options.resumeInterval ?? 15) * 1000;
     if (this.#dirty && now - this.#lastResumeSave >= interval) {
       this.#saveResume().catch((error) =>
@@ -952,7 +852,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return [...this.#peers.values()].map((p) => ({
       address: p.id,
       client: clientName(p.peerId),
-      direction: this.#outgoing.has(p.id) ? "out" : "in",
+      direction: this.#swarm.isOutgoing(p.id) ? "out" : "in",
       transport: this.#options.transport?.name ?? "tcp",
       encryption: this.#encryption.get(p.id) ?? "none",
       downloadRate: p.downloadRate,
