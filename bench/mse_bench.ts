@@ -56,7 +56,7 @@ async function download(
   await using session = new BaseSession({
     downloadDir: dir,
     selector: rarestFirst(),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     trackers: false,
     lsd: false,
     pex: false,

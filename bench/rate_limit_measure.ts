@@ -208,12 +208,12 @@ async function measureNetwork(report: (line: string) => void): Promise<boolean> 
     );
     await using seeder = new Session({
       downloadDir: seedDir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       uploadLimit: UPLOAD_LIMIT,
     });
     await using leecher = new Session({
       downloadDir: leechDir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       downloadLimit: DOWNLOAD_LIMIT,
     });
     const seed = await seeder.add(made.torrent);

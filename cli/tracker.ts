@@ -77,7 +77,7 @@ export const trackerCommand: Command = {
     const options: TrackerServerOptions = {
       http,
       udp,
-      hostname: values.bind ?? "0.0.0.0",
+      bind: values.bind ?? "0.0.0.0",
       httpPort: parsePort(values["http-port"], "--http-port"),
       udpPort: parsePort(values["udp-port"], "--udp-port"),
     };
@@ -114,7 +114,7 @@ export const trackerCommand: Command = {
           .filter((p) => p !== "").join(", ");
         throw new ShoalError(
           "TRACKER_SERVER",
-          `Cannot listen on ${options.hostname} (${ports}): ${e.message}`,
+          `Cannot listen on ${options.bind} (${ports}): ${e.message}`,
           {
             cause: e,
           },
@@ -132,7 +132,7 @@ export const trackerCommand: Command = {
         text += "Open tracker: any torrent may announce\n";
       }
       await writeText(io.stdout, text);
-      if (options.hostname === "0.0.0.0" || options.hostname === "::") {
+      if (options.bind === "0.0.0.0" || options.bind === "::") {
         await say("Other machines use this machine's address in place of the loopback address shown.\n");
       }
       await say("Serving; press Ctrl+C to stop\n");

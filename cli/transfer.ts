@@ -99,7 +99,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
     session = new Session({
       downloadDir: plan.dir,
       port: settings.port,
-      ...(settings.bind !== undefined ? { hostname: settings.bind } : {}),
+      ...(settings.bind !== undefined ? { bind: settings.bind } : {}),
       ...(plan.selector ? { selector: plan.selector } : {}),
       maxPeersPerTorrent: settings.maxPeers,
       uploadSlots: settings.uploadSlots,

@@ -50,8 +50,11 @@ export interface BaseSessionOptions {
   selector: PieceSelector;
   /** Listening port; 0 picks a free one. @default {0} */
   port?: number;
-  /** Address to listen on. @default {"::" (IPv6 and IPv4), or "0.0.0.0" where IPv6 is off} */
-  hostname?: string;
+  /**
+   * Address to listen on (the CLI's `--bind`). @default {"::" (IPv6 and IPv4), or "0.0.0.0"
+   * where IPv6 is off}
+   */
+  bind?: string;
   /** Do not listen for incoming connections at all. @default {false} */
   noListen?: boolean;
   /**
@@ -107,7 +110,7 @@ export interface BaseSessionOptions {
   pex?: boolean;
   /**
    * Find peers on the local network by multicast (BEP 14 local service discovery); never for
-   * private torrents. It follows `hostname`: all interfaces, or one IPv4 address's interface
+   * private torrents. It follows `bind`: all interfaces, or one IPv4 address's interface
    * (127.0.0.1 keeps it on loopback); off for one IPv6 address. @default {true}
    */
   lsd?: boolean;
@@ -204,7 +207,7 @@ export class BaseSession implements AsyncDisposable {
   readonly #options: BaseSessionOptions;
   readonly #torrents = new Map<string, Torrent>();
   readonly #transport: Transport;
-  /** Bound to "::", "0.0.0.0" or the `hostname` option. */
+  /** Bound to "::", "0.0.0.0" or the `bind` option. */
   #listener: TransportListener | null = null;
   #listening: Promise<number> | null = null;
   #connections = 0;
@@ -247,7 +250,7 @@ export class BaseSession implements AsyncDisposable {
         downloadDir: options.downloadDir,
         tcpPort: () => this.port,
         logger: this.logger,
-        ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
+        ...(options.bind !== undefined ? { hostname: options.bind } : {}),
       })
       : null;
   }
@@ -303,7 +306,7 @@ export class BaseSession implements AsyncDisposable {
     this.#listening ??= Promise.resolve().then(() => {
       // A listener opened after close() would never be closed.
       if (this.#closed) throw new ShoalError("CLOSED", "Session is closed");
-      this.#listener = bindListener(this.#transport, this.#options.hostname, this.#options.port ?? 0);
+      this.#listener = bindListener(this.#transport, this.#options.bind, this.#options.port ?? 0);
       this.logger.info("session", "Listening", { port: this.port, hostname: this.#listener.hostname });
       servePeers(this.#listener, {
         logger: this.logger,
@@ -417,7 +420,7 @@ export class BaseSession implements AsyncDisposable {
         port: () => this.port,
         onPeer: (infoHash, address) => this.#torrents.get(infoHash)?.addPeers([address], "lsd"),
         logger: this.logger,
-        ...(this.#options.hostname !== undefined ? { hostname: this.#options.hostname } : {}),
+        ...(this.#options.bind !== undefined ? { hostname: this.#options.bind } : {}),
       });
       this.#lsd.add(metainfo.infoHashHex);
     }

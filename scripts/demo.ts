@@ -47,7 +47,7 @@ try {
   say(`created ${torrentPath}: info-hash ${created.infoHash}, ${created.pieceCount} pieces`);
 
   // 3. Seed it from an in-process session on loopback.
-  await using seeder = new Session({ downloadDir: join(work, "seed"), hostname: "127.0.0.1" });
+  await using seeder = new Session({ downloadDir: join(work, "seed"), bind: "127.0.0.1" });
   const seeding = await seeder.add(parseMetainfo(created.torrent));
   say(`seeding on 127.0.0.1:${seeder.port} (${seeding.state})`);
 

@@ -122,7 +122,7 @@ export class SimSwarm implements AsyncDisposable {
       downloadDir: this.#dir,
       selector: rarestFirst(),
       transport,
-      hostname: ip,
+      bind: ip,
       port: 6881,
       trackers: false,
       lsd: false,

@@ -58,7 +58,7 @@ export async function withSlowSeed(
     await Deno.writeFile(torrentPath, made.torrent);
     await using seeder = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       uploadLimit: options.uploadLimit,
       lsd: false,
       logSinks: [],

@@ -64,7 +64,7 @@ export async function seed12MiB(work: string): Promise<BigSeed> {
   const made = await createTorrent(payload, { pieceLength: 256 * 1024, creationDate: null });
   const torrentPath = join(work, "big.torrent");
   await Deno.writeFile(torrentPath, made.torrent);
-  const seeder = new Session({ downloadDir: join(work, "seed"), hostname: "127.0.0.1", logSinks: [] });
+  const seeder = new Session({ downloadDir: join(work, "seed"), bind: "127.0.0.1", logSinks: [] });
   await seeder.add(parseMetainfo(made.torrent));
   return { torrent: made.torrent, torrentPath, seeder };
 }

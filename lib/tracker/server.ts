@@ -20,12 +20,12 @@ import { LOG_CATEGORY, SwarmRegistry, type TrackerContext, type TrackerCounters 
 /** Options of {@linkcode TrackerServer}. */
 export interface TrackerServerOptions {
   /**
-   * Address to listen on (both endpoints). `"::"` listens on IPv6 and, on most systems,
-   * IPv4 too.
+   * Address to listen on, both endpoints (the CLI's `tracker --bind`). `"::"` listens on IPv6
+   * and, on most systems, IPv4 too.
    *
    * @default {"0.0.0.0"}
    */
-  hostname?: string;
+  bind?: string;
   /**
    * HTTP port; 0 picks a free one.
    *
@@ -173,7 +173,7 @@ const UDP_RECEIVE_BUFFER = 4096;
  * @example
  * ```ts
  * import { TrackerServer } from "./server.ts";
- * await using tracker = new TrackerServer({ hostname: "127.0.0.1" });
+ * await using tracker = new TrackerServer({ bind: "127.0.0.1" });
  * await tracker.start();
  * console.log(tracker.announceUrls.http); // e.g. "http://127.0.0.1:41234/announce"
  * ```
@@ -249,7 +249,7 @@ export class TrackerServer implements AsyncDisposable {
       throw new ShoalError("TRACKER_SERVER", "Cannot start the tracker: it was already started or closed");
     }
     this.#state = "starting";
-    const hostname = this.#options.hostname ?? "0.0.0.0";
+    const hostname = this.#options.bind ?? "0.0.0.0";
     const logger = this.#options.logger;
     try {
       if (this.#options.http !== false) {

@@ -139,7 +139,7 @@ export async function startSeed(dir: string): Promise<Seed> {
   payload.set(parts[2]!, parts[0]!.length);
   const session = new BaseSession({
     downloadDir: join(dir, "seed"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     selector: rarestFirst(),
     trackers: false,
     lsd: false,
@@ -198,7 +198,7 @@ export async function download(
   };
   const session = new BaseSession({
     downloadDir,
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     selector: rarestFirst(),
     trackers: false,
     lsd: false,

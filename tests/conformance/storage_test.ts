@@ -244,7 +244,7 @@ Deno.test("the session's storage option is the default, and add() can name anoth
     };
     await using session = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
       storage: tag("session", memoryStorage()),
@@ -266,11 +266,11 @@ Deno.test("without a storage option, Session and BaseSession store files on disk
     await using seed = await startSeed(dir);
     for (
       const [i, make] of [
-        (d: string) => new Session({ downloadDir: d, hostname: "127.0.0.1", trackers: false, lsd: false }),
+        (d: string) => new Session({ downloadDir: d, bind: "127.0.0.1", trackers: false, lsd: false }),
         (d: string) =>
           new BaseSession({
             downloadDir: d,
-            hostname: "127.0.0.1",
+            bind: "127.0.0.1",
             trackers: false,
             lsd: false,
             selector: rarestFirst(),

@@ -68,7 +68,7 @@ export class LoggedSession extends Session {
     const records: LogRecord[] = [];
     super({
       downloadDir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption,
       trackers: false,
       lsd: false,

@@ -405,7 +405,7 @@ export interface BuiltinTrackerOptions {
 export async function startBuiltinTracker(options: BuiltinTrackerOptions = {}): Promise<BuiltinTracker> {
   const records: LogRecord[] = [];
   const server = new TrackerServer({
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     httpPort: 0,
     udpPort: 0,
     logger: new Logger({ level: "debug", sinks: [(record) => void records.push(record)] }),

@@ -81,7 +81,7 @@ async function makeFixture(dir: string) {
 function sessionFor(downloadDir: string, bootstrap: string, records: LogRecord[]): Session {
   return new Session({
     downloadDir,
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     trackers: false,
     lsd: false,
     pex: false,

@@ -62,7 +62,7 @@ async function lsdScenario(dir: string, hostname: string | undefined): Promise<S
   const session = (name: "seed" | "leech") =>
     new Session({
       downloadDir: join(dir, name),
-      ...(hostname !== undefined ? { hostname } : {}),
+      ...(hostname !== undefined ? { bind: hostname } : {}),
       trackers: false,
       pex: false,
       logLevel: "debug",

@@ -193,7 +193,7 @@ Deno.test({
       const meta = prepared.metainfo;
       await using session = new Session({
         downloadDir: prepared.seedDir,
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         trackers: false,
       });
       const torrent = await session.add(meta);

@@ -39,7 +39,7 @@ Deno.test({
         const out = join(dir, "out");
         await using session = new Session({
           downloadDir: out,
-          hostname: "127.0.0.1",
+          bind: "127.0.0.1",
           trackers: false,
           lsd: false,
           storage: memoryStorage({ maxBytes: 64 * MIB, onOpen: (store) => stores.push(store) }),

@@ -65,7 +65,7 @@ Deno.test({
       // Every peer here is 127.0.0.1 and Transmission keeps one connection per address: peer
       // exchange or local discovery would make the shoal seed dial Transmission too, and
       // Transmission would then drop the leecher. This test is about three seeders, so both are off.
-      const quiet = { hostname: "127.0.0.1", pex: false, lsd: false } as const;
+      const quiet = { bind: "127.0.0.1", pex: false, lsd: false } as const;
       const seedSession = new Session({ downloadDir: prepared.seedDir, ...quiet });
       stack.defer(() => seedSession.close());
       const seeding = await seedSession.add(meta, { resumeDir: join(dir, "seed-resume") });

@@ -81,7 +81,7 @@ Deno.test({
       const logs: LogRecord[] = [];
       await using shoal = new Session({
         downloadDir: join(dir, "seed"),
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         noListen: true,
         trackers: false,
         lsd: false,
@@ -164,7 +164,7 @@ Deno.test({
       const logs: LogRecord[] = [];
       await using shoal = new Session({
         downloadDir: join(dir, "seed"),
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         noListen: true,
         trackers: false,
         lsd: false,

@@ -385,7 +385,7 @@ Deno.test({
           tail: seeder.tail,
         });
         const out = join(dir, "out");
-        const session = new Session({ downloadDir: out, hostname: "127.0.0.1" });
+        const session = new Session({ downloadDir: out, bind: "127.0.0.1" });
         try {
           const meta = parseMetainfo(await Deno.readFile(bare.torrentPath));
           const torrent = await session.add(meta, { trackers: [[tracker.udpUrl]] });

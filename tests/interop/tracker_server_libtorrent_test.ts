@@ -30,7 +30,7 @@ for (const protocol of ["http", "udp"] as const) {
       const records: LogRecord[] = [];
       const tracker = new TrackerServer({
         logger: new Logger({ level: "debug", sinks: [(r) => records.push(r)] }),
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         http: protocol === "http",
         udp: protocol === "udp",
         interval: 60,

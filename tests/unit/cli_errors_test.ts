@@ -126,7 +126,7 @@ Deno.test("cli: a bad --peer or --bind is a usage error: exit 2, one line and th
 
 Deno.test("Session.add() refuses a bad peer address with a PeerAddressError before starting", async () => {
   await withDir(async (dir, torrent) => {
-    await using session = new Session({ downloadDir: join(dir, "out"), hostname: "127.0.0.1", logSinks: [] });
+    await using session = new Session({ downloadDir: join(dir, "out"), bind: "127.0.0.1", logSinks: [] });
     const meta = parseMetainfo(await Deno.readFile(torrent));
     for (const peer of ["garbage", "127.0.0.1:99999", "1.2.3:80", "[::1]"]) {
       const error = await session.add(meta, { peers: [peer] }).then(() => null, (e: unknown) => e);
@@ -248,7 +248,7 @@ Deno.test("cli: a download whose output pipe closes while it runs stops soon, sa
       creationDate: null,
     });
     await Deno.writeFile(join(dir, "big.torrent"), made.torrent);
-    await using seeder = new Session({ downloadDir: join(dir, "seed"), hostname: "127.0.0.1", logSinks: [] });
+    await using seeder = new Session({ downloadDir: join(dir, "seed"), bind: "127.0.0.1", logSinks: [] });
     await seeder.add(parseMetainfo(made.torrent));
     // At 256 KiB/s the download would take 16 s; `| head -c 100` on its JSON records.
     const args = ["download", "big.torrent", "-o", "out", "--peer", `127.0.0.1:${seeder.port}`, ...LOCAL];

@@ -45,7 +45,7 @@ async function withSeed(fn: (s: Seeded) => Promise<void>): Promise<void> {
     });
     const torrentPath = join(dir, "payload.torrent");
     await Deno.writeFile(torrentPath, made.torrent);
-    await using seeder = new Session({ downloadDir: join(dir, "seed"), hostname: "127.0.0.1" });
+    await using seeder = new Session({ downloadDir: join(dir, "seed"), bind: "127.0.0.1" });
     await seeder.add(parseMetainfo(made.torrent));
     await fn({ dir, torrentPath, port: seeder.port });
   } finally {

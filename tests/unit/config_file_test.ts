@@ -223,7 +223,7 @@ Deno.test("download saves into the config file's download-dir when -o is not giv
     await Deno.writeFile(join(home, "seed", "p.bin"), payload);
     const made = await createTorrent(join(home, "seed", "p.bin"), { pieceLength: 32768 });
     await Deno.writeFile(join(home, "p.torrent"), made.torrent);
-    await using seeder = new Session({ downloadDir: join(home, "seed"), hostname: "127.0.0.1", dht: false });
+    await using seeder = new Session({ downloadDir: join(home, "seed"), bind: "127.0.0.1", dht: false });
     await seeder.add(parseMetainfo(made.torrent));
     const env: Record<string, string> = { HOME: home, XDG_CONFIG_HOME: join(home, "xdg") };
     const { io, err } = captureIO({ cwd: home, env: (name) => env[name] });

@@ -376,7 +376,7 @@ async function withSessionAndFakePeer(
     );
     await using session = new Session({
       downloadDir: join(dir, "out"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption: mse({ policy: "disable" }), // the fake peer speaks plaintext
       trackers: false,
       lsd: false,

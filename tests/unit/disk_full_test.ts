@@ -23,7 +23,7 @@ Deno.test({
     const logs: LogRecord[] = [];
     const leecher = new Session({
       downloadDir: small,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       logSinks: [(r) => void logs.push(r)],
       checkFreeSpace: false, // the check before starting would refuse it: fill the disk instead
     });
@@ -67,7 +67,7 @@ Deno.test({
 }, async () => {
   await withSmallDisk(async (work, small) => {
     const { torrent, seeder } = await seed12MiB(work);
-    const leecher = new Session({ downloadDir: small, hostname: "127.0.0.1", logSinks: [] });
+    const leecher = new Session({ downloadDir: small, bind: "127.0.0.1", logSinks: [] });
     try {
       const error = await leecher.add(parseMetainfo(torrent), { peers: [`127.0.0.1:${seeder.port}`] }).then(
         () => null,

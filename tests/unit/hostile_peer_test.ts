@@ -80,7 +80,7 @@ class Swarm implements AsyncDisposable {
     this.payload = payload;
     this.leecher = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption: mse({ policy: "disable" }), // the fake peers speak plaintext
       logLevel: "debug",
       logSinks: [(record) => this.logs.push(record)],
@@ -125,7 +125,7 @@ class Swarm implements AsyncDisposable {
   /** Starts a good seeder (once) and returns its address. */
   async seederAddress(): Promise<string> {
     if (this.#seeder === null) {
-      this.#seeder = new Session({ downloadDir: join(this.dir, "seed"), hostname: "127.0.0.1" });
+      this.#seeder = new Session({ downloadDir: join(this.dir, "seed"), bind: "127.0.0.1" });
       const seeding = await this.#seeder.add(this.meta);
       assert.equal(seeding.state, "seeding");
     }

@@ -77,7 +77,7 @@ class SeedFixture implements AsyncDisposable {
         for (const piece of options.missing) damaged.fill(0, piece * pieceLength, piece * pieceLength + 100);
         await Deno.writeFile(file, damaged);
       }
-      const session = new Session({ downloadDir: join(dir, "seed"), hostname: "127.0.0.1", logSinks: [] });
+      const session = new Session({ downloadDir: join(dir, "seed"), bind: "127.0.0.1", logSinks: [] });
       try {
         const torrent = await session.add(meta);
         return new SeedFixture(dir, meta, payload, session, torrent);
@@ -225,7 +225,7 @@ async function refusesThenDrops(
 /** A shoal leecher in its own Session downloads the whole torrent from the fixture and checks every byte. */
 async function goodShoalLeecher(fixture: SeedFixture): Promise<void> {
   const out = join(fixture.dir, `leech-${crypto.randomUUID().slice(0, 8)}`);
-  const session = new Session({ downloadDir: out, hostname: "127.0.0.1", logSinks: [] });
+  const session = new Session({ downloadDir: out, bind: "127.0.0.1", logSinks: [] });
   try {
     const torrent = await session.add(fixture.meta, { peers: [`127.0.0.1:${fixture.session.port}`] });
     await withDeadline(torrent.completed, 30_000, "the good leecher to complete");

@@ -411,7 +411,7 @@ Deno.test("a session runs local discovery for public torrents only, and not at a
       const logs: LogRecord[] = [];
       const session = new Session({
         downloadDir: dir,
-        hostname: "127.0.0.1", // keeps discovery on loopback
+        bind: "127.0.0.1", // keeps discovery on loopback
         trackers: false,
         logLevel: "debug",
         logSinks: [(r) => logs.push(r)],

@@ -459,7 +459,7 @@ Deno.test("a session downloads a magnet link from a shoal seed and saves its met
     const logs: LogRecord[] = [];
     await using seeder = new BaseSession({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       selector: rarestFirst(),
       trackers: false,
     });
@@ -473,7 +473,7 @@ Deno.test("a session downloads a magnet link from a shoal seed and saves its met
     {
       await using leecher = new BaseSession({
         downloadDir: join(dir, "leech"),
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         selector: rarestFirst(),
         trackers: false,
         logLevel: "debug",
@@ -500,7 +500,7 @@ Deno.test("a session downloads a magnet link from a shoal seed and saves its met
     await seeder.close();
     await using again = new BaseSession({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       selector: rarestFirst(),
       trackers: false,
       logLevel: "debug",

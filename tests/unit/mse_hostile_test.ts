@@ -37,7 +37,7 @@ class Bench implements AsyncDisposable {
     this.payload = payload;
     this.session = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption: mse({ policy }),
       trackers: false,
       lsd: false,
@@ -104,7 +104,7 @@ class Bench implements AsyncDisposable {
   async assertCompletesFromGoodSeeder(): Promise<void> {
     await using seeder = new Session({
       downloadDir: join(this.dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption: mse({ policy: "prefer" }),
       trackers: false,
       lsd: false,

@@ -44,14 +44,14 @@ async function linkBetween(policy: MsePolicy) {
   // The seeder's upload limit keeps the download (and so the connection) going while we look.
   const seeder = new Session({
     downloadDir: join(dir, "seed"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     encryption: mse({ policy }),
     uploadLimit: 64 * 1024,
     lsd: false,
   });
   const leecher = new Session({
     downloadDir: join(dir, "leech"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     encryption: mse({ policy }),
     lsd: false,
   });
@@ -111,7 +111,7 @@ Deno.test("stats() counts duplicate blocks and the bytes of pieces that failed t
     await using fake = FakePeer.listen();
     await using leecher = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       encryption: mse({ policy: "disable" }),
       lsd: false,
       logSinks: [],

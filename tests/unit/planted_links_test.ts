@@ -53,7 +53,7 @@ async function withPlanted(fn: (p: Planted) => Promise<void>): Promise<void> {
     await Deno.utime(victim, OLD_TIME, OLD_TIME);
     await using seeder = new Session({
       downloadDir: join(work, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       logSinks: [],
       lsd: false,
     });
@@ -100,7 +100,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
 
 /** Adds the torrent to a fresh session on `out`, dialling the seeder, and expects a refusal naming `path`. */
 async function assertDownloadRefused(p: Planted, path: string): Promise<void> {
-  await using leecher = new Session({ downloadDir: p.out, hostname: "127.0.0.1", logSinks: [], lsd: false });
+  await using leecher = new Session({ downloadDir: p.out, bind: "127.0.0.1", logSinks: [], lsd: false });
   await assert.rejects(leecher.add(p.meta, { peers: [`127.0.0.1:${p.seeder.port}`] }), (e) => {
     assert.ok(e instanceof StorageError, `expected a StorageError, got ${e}`);
     assert.ok(e.message.includes(path), `the message names ${path}: ${e.message}`);
@@ -163,7 +163,7 @@ Deno.test("a resume file that is a symbolic link is not read but replaced, and t
     {
       await using leecher = new Session({
         downloadDir: p.out,
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         logSinks: [(r) => void logs.push(r)],
         lsd: false,
       });
@@ -192,7 +192,7 @@ Deno.test("DHT state through a symbolic link is never read or written through, i
     {
       await using session = new Session({
         downloadDir: p.out,
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         logSinks: [(r) => void logs.push(r)],
         lsd: false,
         dht: { bootstrap: [] },
@@ -235,7 +235,7 @@ Deno.test("saved magnet metadata that is a symbolic link is not read but replace
     {
       await using leecher = new Session({
         downloadDir: p.out,
-        hostname: "127.0.0.1",
+        bind: "127.0.0.1",
         logSinks: [(r) => void logs.push(r)],
         lsd: false,
       });

@@ -15,13 +15,13 @@ Deno.test("a rate-limited shoal seeder and a rate-limited shoal leecher complete
     const meta = parseMetainfo(made.torrent);
     await using seeder = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       uploadLimit: 2 * 1024 * 1024,
     });
     await seeder.add(meta);
     await using leecher = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       downloadLimit: 1024 * 1024,
     });
     const torrent = await leecher.add(meta, { peers: [`127.0.0.1:${seeder.port}`] });

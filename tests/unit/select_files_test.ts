@@ -144,7 +144,7 @@ async function seed(): Promise<Seeded> {
   await Deno.writeFile(torrentPath, created.torrent);
   const seeder = new BaseSession({
     downloadDir: join(dir, "seed"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     selector: rarestFirst(),
     trackers: false,
   });
@@ -188,7 +188,7 @@ Deno.test("a session downloads only the selected files, and is done when their p
   await using s = await seed();
   await using leecher = new BaseSession({
     downloadDir: join(s.dir, "out"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     selector: rarestFirst(),
     trackers: false,
   });
@@ -229,7 +229,7 @@ Deno.test("a magnet link's so= selects the files of the download", async () => {
   await using s = await seed();
   await using leecher = new BaseSession({
     downloadDir: join(s.dir, "out"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     selector: rarestFirst(),
     trackers: false,
   });

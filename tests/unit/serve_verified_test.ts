@@ -191,7 +191,7 @@ class Seed implements AsyncDisposable {
   async start(downloadDir: string): Promise<void> {
     this.session = new Session({
       downloadDir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       lsd: false,
       logSinks: [(r) => void this.logs.push(r)],
     });
@@ -367,7 +367,7 @@ Deno.test("a seed that lost a piece downloads it again from another peer and see
   // A second, pristine copy seeded by another session.
   const otherDir = join(seed.dir, "other");
   await writePayload(otherDir, seed.payload, 200 * KIB);
-  await using other = new Session({ downloadDir: otherDir, hostname: "127.0.0.1", lsd: false, logSinks: [] });
+  await using other = new Session({ downloadDir: otherDir, bind: "127.0.0.1", lsd: false, logSinks: [] });
   await other.add(seed.meta);
   const conn = await connect(seed, true);
   try {
@@ -414,7 +414,7 @@ Deno.test("a pre-existing file longer than the torrent's, with a valid payload, 
     await Deno.writeFile(join(dir, "t", "a.bin"), concat(payload.subarray(0, 200 * KIB), stale));
     await using session = new Session({
       downloadDir: dir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       lsd: false,
       logSinks: [(r) => void logs.push(r)],
     });
@@ -439,7 +439,7 @@ Deno.test("a longer file none of whose pieces match the torrent is left as it is
     await Deno.writeFile(join(dir, "t", "b.bin"), foreign);
     await using session = new Session({
       downloadDir: dir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       lsd: false,
       logSinks: [(r) => void logs.push(r)],
     });
@@ -464,14 +464,14 @@ Deno.test("a longer file with part of its payload valid is cut once the download
     await writePayload(join(dir, "source"), payload, 200 * KIB);
     await using source = new Session({
       downloadDir: join(dir, "source"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       lsd: false,
       logSinks: [],
     });
     await source.add(meta);
     await using session = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       lsd: false,
       logSinks: [(r) => void logs.push(r)],
     });

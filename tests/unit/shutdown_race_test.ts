@@ -33,7 +33,7 @@ Deno.test("closing a session while add() is still starting rejects the add and l
     const { meta } = makeTorrent([{ path: "t/a.bin", length: 40_000 }], 16_384);
     const session = new Session({
       downloadDir: dir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       logSinks: [],
       dht: false,
       lsd: false,
@@ -54,7 +54,7 @@ Deno.test("a session's second close() waits for the first to stop its torrents",
     await Deno.writeFile(join(dir, "t", "a.bin"), payload);
     const session = new Session({
       downloadDir: dir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       logSinks: [],
       dht: false,
       lsd: false,

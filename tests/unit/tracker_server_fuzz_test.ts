@@ -311,7 +311,7 @@ Deno.test(`the tracker survives a burst of garbage HTTP and UDP and still answer
   const r = new Random(SEED);
   let now = 1_700_000_000_000;
   const tracker = new TrackerServer({
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     now: () => now,
     maxTorrents: MAX_TORRENTS,
     maxPeersPerTorrent: MAX_PEERS_PER_TORRENT,

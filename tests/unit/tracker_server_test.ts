@@ -121,7 +121,7 @@ async function withTracker(
   options: TrackerServerOptions,
   fn: (tracker: TrackerServer) => Promise<void>,
 ): Promise<void> {
-  const tracker = new TrackerServer({ hostname: "127.0.0.1", ...options });
+  const tracker = new TrackerServer({ bind: "127.0.0.1", ...options });
   await tracker.start();
   try {
     await fn(tracker);
@@ -441,7 +441,7 @@ Deno.test("HTTP announce with compact=0 returns dictionaries, with or without pe
 });
 
 Deno.test("HTTP announce over IPv6 returns peers6, and IPv4-mapped clients count as IPv4", async () => {
-  await withTracker({ hostname: "::" }, async (tracker) => {
+  await withTracker({ bind: "::" }, async (tracker) => {
     const port = new URL(tracker.announceUrls.http!).port;
     assert.match(tracker.announceUrls.http!, /^http:\/\/\[::1\]:/);
     const v6 = `http://[::1]:${port}/announce`;
@@ -841,7 +841,7 @@ Deno.test("UDP connection ids last one to two minutes (injected clock)", async (
 });
 
 Deno.test("UDP over IPv6 returns 18-byte peers, and IPv4 clients get only IPv4 peers", async () => {
-  await withTracker({ hostname: "::" }, async (tracker) => {
+  await withTracker({ bind: "::" }, async (tracker) => {
     const port = udpPortOf(tracker);
     using v6 = new UdpClient("::1", { hostname: "::1", port });
     using v4 = new UdpClient("127.0.0.1", { hostname: "127.0.0.1", port });
@@ -952,7 +952,7 @@ Deno.test("UDP announce answers stay within 1200 bytes however many peers are wa
 Deno.test("TrackerServer logs under 'tracker-server', serves one protocol when asked, and closes twice", async () => {
   const records: LogRecord[] = [];
   const logger = new Logger({ level: "debug", sinks: [(r) => records.push(r)] });
-  const tracker = new TrackerServer({ hostname: "127.0.0.1", udp: false, logger });
+  const tracker = new TrackerServer({ bind: "127.0.0.1", udp: false, logger });
   const ports = await tracker.start();
   assert.equal(ports.udpPort, undefined);
   assert.equal(tracker.announceUrls.udp, undefined);
@@ -971,7 +971,7 @@ Deno.test("TrackerServer logs under 'tracker-server', serves one protocol when a
 
 Deno.test("TrackerServer.start() fails cleanly when the port is taken", async () => {
   await withTracker({}, async (first) => {
-    const second = new TrackerServer({ hostname: "127.0.0.1", httpPort: 0, udpPort: udpPortOf(first) });
+    const second = new TrackerServer({ bind: "127.0.0.1", httpPort: 0, udpPort: udpPortOf(first) });
     await assert.rejects(() => second.start(), Deno.errors.AddrInUse);
     await second.close();
     const io = {

@@ -179,7 +179,7 @@ async function seedersExtendedHandshake(privateFlag: boolean): Promise<Map<strin
     // Plaintext (no encryption plugin), so the fake peer reads the handshake as is.
     await using session = new BaseSession({
       downloadDir: dir,
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       selector: rarestFirst(),
     });
     await using fake = FakePeer.listen();

@@ -373,7 +373,7 @@ async function leecher(dir: string, options: { private?: boolean; pex?: boolean 
   const logs: LogRecord[] = [];
   const session = new Session({
     downloadDir: join(dir, "leech"),
-    hostname: "127.0.0.1",
+    bind: "127.0.0.1",
     encryption: mse({ policy: "disable" }), // the fake peers speak plaintext
     trackers: false,
     lsd: false,
@@ -494,7 +494,7 @@ Deno.test("a torrent drops a peer whose PEX message is over the cap, and goes on
     // Still alive: a good seeder completes the download.
     await using seeder = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
     });
