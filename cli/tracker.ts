@@ -6,14 +6,8 @@
 
 import { parseArgs } from "node:util";
 import { resolve } from "node:path";
-import {
-  Logger,
-  type LogLevel,
-  type LogRecord,
-  ShoalError,
-  TrackerServer,
-  type TrackerServerOptions,
-} from "../mod.ts";
+import { Logger, type LogLevel, type LogRecord, ShoalError } from "../mod.ts";
+import { TrackerServer, type TrackerServerOptions } from "../lib/tracker/mod.ts";
 import {
   type CliIO,
   type Command,

@@ -34,7 +34,7 @@ import { servedAddresses } from "./net/listen_addresses.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { LocalDiscovery } from "./discovery/lsd.ts";
-import { type DhtSessionOptions, SessionDht } from "./dht/session_dht.ts";
+import { type DhtInfo, type DhtSessionOptions, SessionDht } from "./dht/session_dht.ts";
 import { type DescriptorBudget, processDescriptors } from "./net/descriptor_budget.ts";
 import { bindListener } from "./net/bind_listener.ts";
 import { tcpTransport } from "./net/tcp_transport.ts";
@@ -256,7 +256,7 @@ export class BaseSession implements AsyncDisposable {
   }
 
   /** The session's DHT (null when the `dht` option is off): node count, per-torrent lookup status. */
-  get dht(): SessionDht | null {
+  get dht(): DhtInfo | null {
     return this.#dht;
   }
 

@@ -4,7 +4,27 @@
  * @module
  */
 
-import type { KrpcSocketStats } from "./rpc.ts";
+/** Counters of a `KrpcSocket` (rpc.ts). */
+export interface KrpcSocketStats {
+  /** Queries received and handled. */
+  queriesIn: number;
+  /** Answers (responses and errors) sent. */
+  answersOut: number;
+  /** Queries sent. */
+  queriesOut: number;
+  /** Bytes sent, queries and answers. */
+  bytesOut: number;
+  /** Datagrams dropped by the per-source limit. */
+  rateLimited: number;
+  /** Datagrams not sent for lack of outgoing budget. */
+  overBudget: number;
+  /** Datagrams that were not valid KRPC. */
+  malformed: number;
+  /** Answers with an unknown transaction id or from another address than the one asked. */
+  unexpected: number;
+  /** Queries that got no answer in time. */
+  timeouts: number;
+}
 
 /**
  * Fresh KRPC socket counters, all zero.

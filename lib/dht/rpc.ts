@@ -38,7 +38,8 @@ import {
 import { RateGate, RateGates } from "./rate_gate.ts";
 import { receivePackets } from "../net/receive_loop.ts";
 import { latin1 } from "../net/bytes.ts";
-import { emptyKrpcStats } from "./krpc_stats.ts";
+import { emptyKrpcStats, type KrpcSocketStats } from "./krpc_stats.ts";
+export type { KrpcSocketStats } from "./krpc_stats.ts";
 
 /** Limits on what a DHT node receives and sends. */
 export interface DhtRateLimits {
@@ -65,28 +66,6 @@ export type QueryOutcome =
   | { type: "error"; error: KrpcErrorMessage }
   | { type: "timeout" }
   | { type: "unsent"; reason: string };
-
-/** Counters of a {@linkcode KrpcSocket}. */
-export interface KrpcSocketStats {
-  /** Queries received and handled. */
-  queriesIn: number;
-  /** Answers (responses and errors) sent. */
-  answersOut: number;
-  /** Queries sent. */
-  queriesOut: number;
-  /** Bytes sent, queries and answers. */
-  bytesOut: number;
-  /** Datagrams dropped by the per-source limit. */
-  rateLimited: number;
-  /** Datagrams not sent for lack of outgoing budget. */
-  overBudget: number;
-  /** Datagrams that were not valid KRPC. */
-  malformed: number;
-  /** Answers with an unknown transaction id or from another address than the one asked. */
-  unexpected: number;
-  /** Queries that got no answer in time. */
-  timeouts: number;
-}
 
 /** Options for {@linkcode KrpcSocket}. */
 export interface KrpcSocketOptions {

@@ -31,6 +31,30 @@ export interface DhtSessionOptions {
   rateLimits?: DhtRateLimits;
 }
 
+/**
+ * What a session shows of its DHT (`session.dht`): the node's size and port, and what it did
+ * for each torrent. The node itself is `@shoal/shoal/dht`'s {@linkcode DhtNode}.
+ *
+ * @example
+ * ```ts ignore
+ * const dht = session.dht;
+ * if (dht) console.log(`${dht.nodeCount} nodes on UDP port ${dht.port}`, dht.status(torrent.infoHash));
+ * ```
+ */
+export interface DhtInfo {
+  /** The node's UDP port (null until it is bound). */
+  readonly port: number | null;
+  /** Nodes in the routing table. */
+  readonly nodeCount: number;
+  /**
+   * What the DHT did for a torrent.
+   *
+   * @param infoHashHex The torrent's info-hash, hex.
+   * @returns Its lookup status, if the DHT runs for it.
+   */
+  status(infoHashHex: string): DhtPeerSourceStatus | undefined;
+}
+
 /** What a torrent needs from the session's DHT (the `dht` option of a torrent). */
 export interface TorrentDhtHooks {
   /** Our DHT's UDP port, sent to peers in BEP 5 `port` messages. */
@@ -77,7 +101,7 @@ const SHORT_OF_PEERS = 5;
  * await dht.close();
  * ```
  */
-export class SessionDht {
+export class SessionDht implements DhtInfo {
   readonly #options: SessionDhtOptions;
   readonly #sources = new Map<string, DhtPeerSource>();
   #node: DhtNode | null = null;
@@ -95,6 +119,11 @@ export class SessionDht {
   /** The node, once started. */
   get node(): DhtNode | null {
     return this.#node;
+  }
+
+  /** The node's UDP port (null until it is bound). */
+  get port(): number | null {
+    return this.#node?.port ?? null;
   }
 
   /** Nodes in the routing table. */

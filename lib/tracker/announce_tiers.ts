@@ -5,7 +5,32 @@
  * @module
  */
 
-import type { TrackerStatus } from "./announcer.ts";
+/** What `Announcer.status()` (announcer.ts) tells about one tracker. */
+export interface TrackerStatus {
+  /** The announce URL. */
+  url: string;
+  /** Index of its tier (0 first). */
+  tier: number;
+  /**
+   * `idle` (not tried yet, or standing by behind a working tracker of its tier),
+   * `announcing`, `working` (its last announce succeeded), `failed` (its last announce
+   * failed; retried after a backoff, or never when the URL cannot be used), `gone`
+   * (it answered HTTP 410; never used again).
+   */
+  state: "idle" | "announcing" | "working" | "failed" | "gone";
+  /** When its last announce attempt ended (ms since the epoch, from `now`). */
+  lastAnnounce?: number;
+  /** When it will be announced to next, if scheduled. */
+  nextAnnounce?: number;
+  /** Peers received from it in total. */
+  peersReceived: number;
+  /** The error of its last announce, if that failed. */
+  lastError?: string;
+  /** Seeders, as its last answer said. */
+  seeders?: number;
+  /** Leechers, as its last answer said. */
+  leechers?: number;
+}
 
 /** One tracker of a tier and what the announcer knows of it. */
 export interface Tracker {

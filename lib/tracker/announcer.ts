@@ -26,34 +26,8 @@ import type { Logger } from "../log.ts";
 import { httpAnnounce, type HttpTrackerOptions } from "./http_tracker.ts";
 import { type AnnounceEvent, type AnnounceRequest, type AnnounceResponse, TrackerError } from "./types.ts";
 import { UdpTrackerClient } from "./udp_tracker.ts";
-import { buildTiers, type Tier, type Tracker } from "./announce_tiers.ts";
-
-/** What {@linkcode Announcer.status} tells about one tracker. */
-export interface TrackerStatus {
-  /** The announce URL. */
-  url: string;
-  /** Index of its tier (0 first). */
-  tier: number;
-  /**
-   * `idle` (not tried yet, or standing by behind a working tracker of its tier),
-   * `announcing`, `working` (its last announce succeeded), `failed` (its last announce
-   * failed; retried after a backoff, or never when the URL cannot be used), `gone`
-   * (it answered HTTP 410; never used again).
-   */
-  state: "idle" | "announcing" | "working" | "failed" | "gone";
-  /** When its last announce attempt ended (ms since the epoch, from `now`). */
-  lastAnnounce?: number;
-  /** When it will be announced to next, if scheduled. */
-  nextAnnounce?: number;
-  /** Peers received from it in total. */
-  peersReceived: number;
-  /** The error of its last announce, if that failed. */
-  lastError?: string;
-  /** Seeders, as its last answer said. */
-  seeders?: number;
-  /** Leechers, as its last answer said. */
-  leechers?: number;
-}
+import { buildTiers, type Tier, type Tracker, type TrackerStatus } from "./announce_tiers.ts";
+export type { TrackerStatus } from "./announce_tiers.ts";
 
 /** Options for {@linkcode Announcer}. */
 export interface AnnouncerOptions {

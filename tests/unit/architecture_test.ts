@@ -375,3 +375,103 @@ Deno.test("socketCalls() finds Deno socket calls in code, not in comments or str
   ].join("\n");
   assert.deepEqual(socketCalls(source), [{ api: "connect", line: 3 }, { api: "listenDatagram", line: 4 }]);
 });
+
+// ---------------------------------------------------------------------------------------------
+// No import cycles
+
+/**
+ * The import cycles among `files` (each a strongly connected component of more than one file,
+ * or a file importing itself), as sorted lists of repository-relative paths. `typeOnly`
+ * imports count only when `withTypes` is set: a type-only cycle costs nothing at run time but
+ * still ties two modules' designs together.
+ */
+function importCycles(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  // Tarjan's algorithm, iterative (a deep import chain must not overflow the stack).
+  let counter = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const cycles: string[][] = [];
+  for (const root of [...graph.keys()].sort()) {
+    if (index.has(root)) continue;
+    const work: { node: string; next: number }[] = [{ node: root, next: 0 }];
+    index.set(root, counter);
+    low.set(root, counter++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length > 0) {
+      const frame = work[work.length - 1]!;
+      const edges = graph.get(frame.node) ?? [];
+      if (frame.next < edges.length) {
+        const to = edges[frame.next++]!;
+        if (!graph.has(to)) continue;
+        if (!index.has(to)) {
+          index.set(to, counter);
+          low.set(to, counter++);
+          stack.push(to);
+          onStack.add(to);
+          work.push({ node: to, next: 0 });
+        } else if (onStack.has(to)) low.set(frame.node, Math.min(low.get(frame.node)!, index.get(to)!));
+        continue;
+      }
+      work.pop();
+      const parent = work[work.length - 1];
+      if (parent) low.set(parent.node, Math.min(low.get(parent.node)!, low.get(frame.node)!));
+      if (low.get(frame.node) === index.get(frame.node)) {
+        const component: string[] = [];
+        let member: string;
+        do {
+          member = stack.pop()!;
+          onStack.delete(member);
+          component.push(member);
+        } while (member !== frame.node);
+        const selfLoop = component.length === 1 && edges.includes(frame.node);
+        if (component.length > 1 || selfLoop) cycles.push(component.sort());
+      }
+    }
+  }
+  return cycles.sort((a, b) => a[0]!.localeCompare(b[0]!));
+}
+
+/** The import graph of the product's code (lib/, plugins/, cli/, cli.ts, mod.ts). */
+async function importGraph(options: { withTypes: boolean }): Promise<Map<string, string[]>> {
+  const files = [
+    ...await tsFilesUnder(join(ROOT, "lib")),
+    ...await tsFilesUnder(join(ROOT, "plugins")),
+    ...await tsFilesUnder(join(ROOT, "cli")),
+    join(ROOT, "cli.ts"),
+    join(ROOT, "mod.ts"),
+  ];
+  const graph = new Map<string, string[]>();
+  for (const file of files) {
+    const edges = importsOf(await Deno.readTextFile(file))
+      .filter((ref) => options.withTypes || !ref.typeOnly)
+      .map((ref) => target(file, ref.specifier))
+      .filter((to): to is string => to !== null);
+    graph.set(relative(ROOT, file).split("\\").join("/"), [...new Set(edges)]);
+  }
+  return graph;
+}
+
+Deno.test("no import cycles in lib/, plugins/ and the CLI, type-only imports included", async () => {
+  const graph = await importGraph({ withTypes: true });
+  assert.ok(graph.size >= 50, `only ${graph.size} files found`);
+  assert.deepEqual(importCycles(graph), []);
+});
+
+Deno.test("importCycles() finds cycles and self-imports, not diamonds", () => {
+  const graph = new Map<string, string[]>([
+    ["a", ["b", "c"]],
+    ["b", ["d"]],
+    ["c", ["d"]],
+    ["d", []],
+    ["e", ["f"]],
+    ["f", ["g"]],
+    ["g", ["e", "outside"]],
+    ["h", ["h"]],
+  ]);
+  assert.deepEqual(importCycles(graph), [["e", "f", "g"], ["h"]]);
+  graph.set("d", ["a"]);
+  assert.deepEqual(importCycles(graph), [["a", "b", "c", "d"], ["e", "f", "g"], ["h"]]);
+});

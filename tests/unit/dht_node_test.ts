@@ -400,7 +400,7 @@ Deno.test("A session with the DHT on advertises it, sends its DHT port and pings
     });
     const port = await conn.waitForMessage((m) => m.type === "port");
     assert.ok(port.type === "port");
-    assert.equal(port.port, session.dht?.node?.port);
+    assert.equal(port.port, session.dht?.port);
     // Our "DHT node" is a real one: the session's node pings it and takes it into its table.
     const other = new DhtNode({ hostname: "127.0.0.1" });
     try {
