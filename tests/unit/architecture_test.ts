@@ -475,3 +475,44 @@ Deno.test("importCycles() finds cycles and self-imports, not diamonds", () => {
   graph.set("d", ["a"]);
   assert.deepEqual(importCycles(graph), [["a", "b", "c", "d"], ["e", "f", "g"], ["h"]]);
 });
+
+// ---------------------------------------------------------------------------------------------
+// The CLI is a user of the library
+
+/**
+ * Violations of the rule for the CLI: only mod.ts, the subpath exports, cli/, deno.json (the
+ * version) and node: built-ins; a computed `import()` only in cli/user_module.ts, which loads the
+ * user's own plugin modules.
+ */
+function cliViolations(file: string, source: string, subpaths: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  const path = relative(ROOT, file).split("\\").join("/");
+  for (const ref of importsOf(source)) {
+    const where = `${relative(ROOT, file)}:${ref.line}`;
+    if (ref.specifier.startsWith("node:")) continue;
+    if (ref.dynamic && ref.specifier === "" && path === "cli/user_module.ts") continue;
+    const to = ref.specifier === "" ? null : target(file, ref.specifier);
+    if (to === "deno.json") continue;
+    if (to === null) out.push(`${where}: imports ${ref.specifier || "a computed specifier"}`);
+    else if (to !== "mod.ts" && to !== "cli.ts" && !to.startsWith("cli/") && !subpaths.has(to)) {
+      out.push(`${where}: imports ${ref.specifier}, not mod.ts or a subpath export`);
+    }
+  }
+  return out;
+}
+
+Deno.test("the CLI imports only mod.ts and the subpath exports of deno.json", async () => {
+  const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))) as {
+    exports: Record<string, string>;
+  };
+  const subpaths = new Set(Object.values(config.exports).map((path) => path.replace(/^\.\//, "")));
+  const files = [...await tsFilesUnder(join(ROOT, "cli")), join(ROOT, "cli.ts")];
+  const problems: string[] = [];
+  for (const file of files) problems.push(...cliViolations(file, await Deno.readTextFile(file), subpaths));
+  assert.ok(files.length >= 10, `only ${files.length} CLI files found`);
+  assert.deepEqual(problems, []);
+  const fake = join(ROOT, "cli/fake.ts");
+  assert.equal(cliViolations(fake, `import { Swarm } from "../lib/swarm/swarm.ts";`, subpaths).length, 1);
+  assert.deepEqual(cliViolations(fake, `import { DhtNode } from "../lib/dht/mod.ts";`, subpaths), []);
+  assert.equal(cliViolations(fake, "const m = await import(userPath);", subpaths).length, 1);
+});
