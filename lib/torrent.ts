@@ -12,7 +12,6 @@ import { Bitfield } from "./bitfield.ts";
 import { ShoalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
-import type { HandshakenPeer } from "./peer/handshake_read.ts";
 import type { PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
 import type { Announcer, TrackerStatus } from "./tracker/announcer.ts";
@@ -23,6 +22,7 @@ import type { Metainfo } from "./types.ts";
 import { type FilePriority, wantedBytes } from "./file_priority.ts";
 import { startAnnouncer } from "./torrent/announce.ts";
 import { FileSelection } from "./torrent/file_selection.ts";
+import { registerIncoming } from "./torrent/internal.ts";
 import { PeerWiring } from "./torrent/peer_wiring.ts";
 import { createPicker, PiecePipeline } from "./torrent/piece_pipeline.ts";
 import { ResumeSaver } from "./torrent/resume_saver.ts";
@@ -132,6 +132,13 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       active: () => this.#state === "downloading" || this.#state === "seeding",
       seeding: () => this.#state === "seeding",
       wanted: () => this.#files.wanted,
+    });
+    // Incoming connections reach the wiring through the session's listener, not the public API.
+    const wiring = this.#wiring;
+    registerIncoming(this, {
+      accepts: (address) => wiring.accepts(address),
+      handshake: () => wiring.handshake(),
+      attach: (address, peer) => wiring.attach(address, peer),
     });
     this.#resume = new ResumeSaver({
       metainfo,
@@ -277,31 +284,6 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    */
   addPeers(addresses: Iterable<string>, source = "manual"): number {
     return this.#wiring.add(addresses, source);
-  }
-
-  /** The handshake we send for this torrent. */
-  handshake(): { infoHash: Uint8Array; peerId: Uint8Array; reserved: Uint8Array } {
-    return this.#wiring.handshake();
-  }
-
-  /**
-   * Whether this torrent takes a new incoming connection from this address.
-   *
-   * @param address "host:port".
-   * @returns True if it is not banned and a slot is free.
-   */
-  accepts(address: string): boolean {
-    return this.#wiring.accepts(address);
-  }
-
-  /**
-   * Takes over a connection whose handshakes are done (incoming, from the session).
-   *
-   * @param address "host:port" of the peer.
-   * @param peer The handshaken connection.
-   */
-  attach(address: string, peer: HandshakenPeer): void {
-    this.#wiring.attach(address, peer);
   }
 
   /** A piece was verified and written: announce it, save it soon, finish when it was the last. */
