@@ -51,6 +51,9 @@ import type {
 
 const TICK_MS = 1000;
 
+/** A listener typed by event name (any of them; the overloads pick the one). */
+type TorrentListener = (event: CustomEvent<never>) => void;
+
 /**
  * A torrent being downloaded or seeded. Create it through a session
  * (`session.add(...)`), listen to its events, await {@linkcode Torrent.completed}.
@@ -58,7 +61,7 @@ const TICK_MS = 1000;
  * @example
  * ```ts ignore
  * const torrent = await session.add(await Deno.readFile("x.torrent"), { peers: ["127.0.0.1:6881"] });
- * torrent.addEventListener("progress", (e) => console.log((e as CustomEvent).detail.percent));
+ * torrent.addEventListener("progress", (e) => console.log(e.detail.percent));
  * await torrent.completed;
  * ```
  */
@@ -496,6 +499,85 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Torrent.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /**
+   * Listens to one of the torrent's events ({@linkcode TorrentEventMap}); the listener gets
+   * a `CustomEvent` whose `detail` has the event's type.
+   *
+   * @example
+   * ```ts ignore
+   * torrent.addEventListener("progress", (e) => console.log(e.detail.percent));
+   * ```
+   *
+   * @param type The event's name.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener<K extends keyof TorrentEventMap>(
+    type: K,
+    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens to an event by any name (as `EventTarget.addEventListener`).
+   *
+   * @param type The event's name.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: TorrentListener | EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode Torrent.addEventListener}.
+   *
+   * @example
+   * ```ts ignore
+   * const onDone = (e: CustomEvent<TorrentStats>) => console.log(e.detail.downloaded);
+   * torrent.addEventListener("done", onDone);
+   * torrent.removeEventListener("done", onDone);
+   * ```
+   *
+   * @param type The event's name.
+   * @param listener The listener to remove.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener<K extends keyof TorrentEventMap>(
+    type: K,
+    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Removes a listener of an event by any name (as `EventTarget.removeEventListener`).
+   *
+   * @param type The event's name.
+   * @param listener The listener to remove.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: TorrentListener | EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
+    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
   }
 
   #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {
