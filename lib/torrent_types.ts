@@ -139,7 +139,11 @@ export interface TorrentEventMap {
   checking: CheckProgress;
   /** The start-up data check is over (sent before `start()` resolves). */
   checked: StartupCheck;
-  /** Sent about once a second and when a piece is verified. */
+  /**
+   * Sent once a second from the end of the start-up check until the torrent stops, and once
+   * more right before `done` (with the complete statistics, `percent` 100). Not sent per
+   * verified piece: listen to `piece-verified` for that.
+   */
   progress: TorrentStats;
   /** A peer completed its handshake. */
   "peer-connected": { address: string };
