@@ -19,26 +19,17 @@ import type { CheckedStorage } from "./storage/storage.ts";
 import type { DownloadLock } from "./storage/folder_lock.ts";
 import type { OversizedFiles } from "./storage/oversized.ts";
 import type { Metainfo } from "./types.ts";
-import { type FilePriority, wantedBytes } from "./file_priority.ts";
+import type { FilePriority } from "./file_priority.ts";
 import { startAnnouncer } from "./torrent/announce.ts";
 import { FileSelection } from "./torrent/file_selection.ts";
 import { registerIncoming } from "./torrent/internal.ts";
 import { PeerWiring } from "./torrent/peer_wiring.ts";
 import { createPicker, PiecePipeline } from "./torrent/piece_pipeline.ts";
 import { ResumeSaver } from "./torrent/resume_saver.ts";
+import { statsSnapshot } from "./torrent/stats.ts";
 import { closeTorrentData, openTorrentData } from "./torrent/startup.ts";
 
-export type {
-  CheckProgress,
-  PeerInfo,
-  PeerTransport,
-  RateLimits,
-  StartupCheck,
-  TorrentEventMap,
-  TorrentOptions,
-  TorrentState,
-  TorrentStats,
-} from "./torrent_types.ts";
+export type * from "./torrent_types.ts";
 import type {
   PeerInfo,
   RateLimits,
@@ -51,8 +42,10 @@ import type {
 
 const TICK_MS = 1000;
 
-/** A listener typed by event name (any of them; the overloads pick the one). */
-type TorrentListener = (event: CustomEvent<never>) => void;
+/** A listener typed by event name (the overloads pick which), or an untyped one. */
+type AnyListener = ((event: CustomEvent<never>) => void) | EventListener | EventListenerObject | null;
+type AddOptions = boolean | AddEventListenerOptions;
+type RemoveOptions = boolean | EventListenerOptions;
 
 /**
  * A torrent being downloaded or seeded. Create it through a session
@@ -98,8 +91,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #state: TorrentState = "checking";
   #timer: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
-  #resolve!: () => void;
-  #reject!: (error: Error) => void;
+  readonly #completion = Promise.withResolvers<void>();
   #settled = false;
   #startedAt = 0;
   #completedAt = 0;
@@ -137,12 +129,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       wanted: () => this.#files.wanted,
     });
     // Incoming connections reach the wiring through the session's listener, not the public API.
-    const wiring = this.#wiring;
-    registerIncoming(this, {
-      accepts: (address) => wiring.accepts(address),
-      handshake: () => wiring.handshake(),
-      attach: (address, peer) => wiring.attach(address, peer),
-    });
+    registerIncoming(this, this.#wiring); // its accepts, handshake and attach
     this.#resume = new ResumeSaver({
       metainfo,
       have: this.#have,
@@ -150,10 +137,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       logger: this.#log,
       now: () => this.#now(),
     });
-    this.completed = new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    this.completed = this.#completion.promise;
     // A caller that never awaits `completed` must not crash the process with an unhandled rejection.
     this.completed.catch(() => {/* reported through the "error" event and the logger */});
   }
@@ -260,11 +244,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   #startAnnouncing(): void {
     this.#announcer = startAnnouncer(this.metainfo, this.#options, {
-      stats: () => ({
-        uploaded: this.#up.total,
-        downloaded: this.#down.total,
-        left: this.#files.left(this.#have),
-      }),
+      up: this.#up,
+      down: this.#down,
+      left: () => this.#files.left(this.#have),
       addPeers: (peers) => this.addPeers(peers, "tracker"),
       logger: this.#log,
     });
@@ -309,12 +291,14 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   #tick(): void {
     const now = this.#now();
-    this.#ticks++;
-    this.#wiring.tick(now, this.#ticks);
-    if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#wiring.size < 5) {
-      this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
+    if (this.#state !== "paused") { // paused: no peer work, only resume saving and progress
+      this.#ticks++;
+      this.#wiring.tick(now, this.#ticks);
+      if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#wiring.size < 5) {
+        this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
+      }
+      this.#wiring.connectMore();
     }
-    this.#wiring.connectMore();
     if (this.#resume.due(now, (this.#options.resumeInterval ?? 15) * 1000)) {
       this.#resume.saveOrWarn(this.#storage);
     }
@@ -323,7 +307,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   #finish(): void {
     if (this.#state === "stopped" || this.#state === "error") return;
-    this.#state = "seeding";
+    if (this.#state !== "paused") this.#state = "seeding"; // a paused one seeds once resumed
     this.#completedAt = this.#now();
     if (this.#neededDownload) this.#announcer?.completed();
     const stats = this.stats();
@@ -348,8 +332,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #settle(error?: Error): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (error) this.#reject(error);
-    else this.#resolve();
+    if (error) this.#completion.reject(error);
+    else this.#completion.resolve();
   }
 
   #fail(error: Error, options: { thrown?: boolean } = {}): void {
@@ -403,7 +387,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       this.#neededDownload = true;
       this.#completedAt = 0;
       this.#log.info("torrent", "Downloading again: files were selected", { files: list.join(",") });
-    } else if (this.#state === "downloading" && this.#isDone()) {
+    } else if (!wasDone && this.#isDone() && (this.#state === "downloading" || this.#state === "paused")) {
       this.#finish();
     }
     this.#wiring.refreshInterest();
@@ -416,41 +400,73 @@ export class Torrent extends EventTarget implements AsyncDisposable {
 
   /** A snapshot of progress and rates. */
   stats(): TorrentStats {
-    const now = this.#now();
-    const meta = this.metainfo;
-    let completedBytes = this.#have.count() * meta.pieceLength;
-    if (meta.pieceCount > 0 && this.#have.get(meta.pieceCount - 1)) {
-      completedBytes -= meta.pieceCount * meta.pieceLength - meta.totalLength;
-    }
-    const downloadRate = this.#down.rate(now);
-    const wanted = wantedBytes(meta, this.#files.wanted, this.#have);
-    const left = wanted.total - wanted.done;
-    const failedPieces = this.#pipeline?.failedPieces ?? 0;
-    const duplicateBytes = this.#pipeline?.duplicateBytes ?? 0;
-    const failedBytes = this.#pipeline?.failedBytes ?? 0;
-    return {
+    return statsSnapshot({
+      metainfo: this.metainfo,
+      have: this.#have,
+      wanted: this.#files.wanted,
       state: this.#state,
-      completedPieces: this.#have.count(),
-      pieceCount: meta.pieceCount,
-      completedBytes,
-      totalBytes: meta.totalLength,
-      percent: wanted.total === 0 ? 100 : (wanted.done / wanted.total) * 100,
-      downloaded: this.#down.total,
-      uploaded: this.#up.total,
-      downloadRate,
-      uploadRate: this.#up.rate(now),
+      down: this.#down,
+      up: this.#up,
       peers: this.#wiring.size,
-      eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : null,
-      failedPieces,
-      duplicateBytes,
-      failedBytes,
-      wastedBytes: duplicateBytes + failedBytes,
+      counters: this.#pipeline,
       bufferedBytes: this.#picker?.bufferedBytes ?? 0,
-      activeSeconds: ((this.#completedAt || now) - (this.#startedAt || now)) / 1000,
-      wantedPieces: wanted.pieces,
-      wantedBytes: wanted.total,
-      done: wanted.donePieces === wanted.pieces,
-    };
+      startedAt: this.#startedAt,
+      completedAt: this.#completedAt,
+      now: this.#now(),
+    });
+  }
+
+  /**
+   * Pauses the torrent: every connection closes, no peer is dialled and incoming ones are
+   * refused, the trackers are told `stopped`, and resume data is saved; the storage stays open
+   * and the progress is kept (state `"paused"`). `completed` stays pending (unless writes in
+   * flight finish the download). Pausing a paused torrent does nothing.
+   *
+   * @example
+   * ```ts ignore
+   * await torrent.pause();
+   * torrent.resume();
+   * ```
+   *
+   * @returns Settles once the trackers were told (or gave up) and resume data is saved.
+   * @throws {ShoalError} with code `NOT_RUNNING` during the start-up check, or once stopped or failed.
+   */
+  async pause(): Promise<void> {
+    if (this.#state === "paused") return;
+    if (this.#state !== "downloading" && this.#state !== "seeding") {
+      throw new ShoalError(
+        "NOT_RUNNING",
+        `Cannot pause a torrent that is ${this.#state}: only a downloading or seeding torrent can be paused`,
+      );
+    }
+    this.#state = "paused";
+    this.#log.info("torrent", "Paused");
+    this.#wiring.pause();
+    // A stopped announcer stays for `trackers()`; resume() makes a new one.
+    await Promise.all([this.#announcer?.stop(3000), this.#resume.saveOrWarn(this.#storage)]);
+  }
+
+  /**
+   * Resumes a paused torrent: back to `"downloading"` or `"seeding"`, the trackers are told
+   * `started` again, known peers are dialled and incoming ones accepted. Does nothing when the
+   * torrent is not paused.
+   *
+   * @example
+   * ```ts ignore
+   * if (torrent.state === "paused") torrent.resume();
+   * ```
+   */
+  resume(): void {
+    if (this.#state !== "paused") return;
+    const done = this.#isDone();
+    this.#state = done ? "seeding" : "downloading";
+    if (!done) {
+      this.#neededDownload = true;
+      this.#completedAt = 0;
+    }
+    this.#log.info("torrent", "Resumed", { state: this.#state });
+    this.#startAnnouncing();
+    this.#wiring.connectMore();
   }
 
   /** Snapshots of the connected peers. */
@@ -531,13 +547,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void;
-  override addEventListener(
-    type: string,
-    listener: TorrentListener | EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
+  override addEventListener(type: string, listener: AnyListener, options?: AddOptions): void {
     // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
-    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+    super.addEventListener(type, listener as EventListener | null, options);
   }
 
   /**
@@ -571,13 +583,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void;
-  override removeEventListener(
-    type: string,
-    listener: TorrentListener | EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
+  override removeEventListener(type: string, listener: AnyListener, options?: RemoveOptions): void {
     // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
-    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+    super.removeEventListener(type, listener as EventListener | null, options);
   }
 
   #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {

@@ -14,8 +14,12 @@ import type { CheckProgress } from "./storage/resume.ts";
 
 export type { CheckProgress } from "./storage/resume.ts";
 
-/** Where a torrent is in its life. */
-export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
+/**
+ * Where a torrent is in its life: `"checking"` its data at start-up, then `"downloading"` or
+ * `"seeding"`; `"paused"` by `Torrent.pause()` (storage open, no peers) until `resume()`;
+ * `"stopped"` or in `"error"` for good.
+ */
+export type TorrentState = "checking" | "downloading" | "seeding" | "paused" | "stopped" | "error";
 
 /** A snapshot of a torrent's progress. */
 export interface TorrentStats {

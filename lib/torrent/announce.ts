@@ -6,14 +6,19 @@
  */
 
 import type { Logger } from "../log.ts";
+import type { RateMeter } from "../peer/rate.ts";
 import { Announcer } from "../tracker/announcer.ts";
 import type { TorrentOptions } from "../torrent_types.ts";
 import type { Metainfo } from "../types.ts";
 
 /** What the announcer reads from and gives to its torrent. */
 export interface AnnounceHooks {
-  /** Bytes sent and received this session, and wanted bytes still missing. */
-  readonly stats: () => { uploaded: number; downloaded: number; left: number };
+  /** Piece bytes sent this session. */
+  readonly up: RateMeter;
+  /** Piece bytes received this session. */
+  readonly down: RateMeter;
+  /** Wanted bytes still missing. */
+  readonly left: () => number;
   /** Peers a tracker sent; returns how many were new. */
   readonly addPeers: (peers: string[]) => number;
   /** Where announces are logged. */
@@ -25,7 +30,7 @@ export interface AnnounceHooks {
  *
  * @example
  * ```ts ignore
- * const announcer = startAnnouncer(metainfo, options, { stats, addPeers, logger });
+ * const announcer = startAnnouncer(metainfo, options, { up, down, left, addPeers, logger });
  * await announcer?.stop(3000);
  * ```
  *
@@ -53,7 +58,7 @@ export function startAnnouncer(
     port: trackers.port,
     udp: trackers.udp,
     logger: hooks.logger,
-    stats: hooks.stats,
+    stats: () => ({ uploaded: hooks.up.total, downloaded: hooks.down.total, left: hooks.left() }),
     onPeers: (peers, tracker) => {
       const added = hooks.addPeers(peers);
       hooks.logger.debug("tracker", "Peers from tracker", { tracker, peers: peers.length, new: added });

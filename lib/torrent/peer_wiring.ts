@@ -275,6 +275,16 @@ export class PeerWiring {
   }
 
   /**
+   * Closes every connection for a pause (the torrent is inactive by now, so none is dialled or
+   * accepted); their addresses may be dialled again as soon as the torrent resumes.
+   */
+  pause(): void {
+    const addresses = [...this.#peers.keys()];
+    this.closeAll();
+    for (const address of addresses) this.#swarm.forgive(address);
+  }
+
+  /**
    * Changes the torrent's rate limits (0 removes a limit).
    *
    * @param limits New limits in bytes per second; absent ones are kept.
