@@ -79,7 +79,7 @@ export class LiveView {
    */
   attach(torrent: Torrent): void {
     this.#torrent = torrent;
-    torrent.addEventListener("progress", (e) => this.draw((e as CustomEvent<TorrentStats>).detail));
+    torrent.addEventListener("progress", (e) => this.draw(e.detail));
     const records = this.#options.records;
     if (records !== undefined) {
       this.#record(torrent.stats());

@@ -41,7 +41,7 @@ export interface StatusLineOptions {
  * The parts of the status line, in display order, each with its priority: percent, sizes,
  * download rate, upload rate, peers, ETA, trackers, DHT, most important first; once the
  * torrent is complete, its state ("complete", or "seeding, uploaded …") comes right after
- * the sizes.
+ * the sizes, and so does "paused" (no ETA) while the torrent is paused.
  *
  * @example
  * ```ts ignore
@@ -81,7 +81,10 @@ export function statusFields(s: TorrentStats, options: StatusLineOptions = {}): 
     fields.push({ name: "trackers", text: `trackers ${working}/${trackers.length}`, priority: 6 });
   }
   const complete = s.state === "seeding" || (s.done && s.state !== "checking");
-  if (complete && options.seeding === true) {
+  if (s.state === "paused") {
+    // Paused: no peers, no rates worth an ETA; the state says why.
+    fields.push({ name: "state", text: complete ? "paused, complete" : "paused", priority: 1.5 });
+  } else if (complete && options.seeding === true) {
     fields.push({
       name: "state",
       text: `seeding, uploaded ${formatBytes(s.uploaded)}`,

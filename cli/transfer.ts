@@ -166,7 +166,7 @@ export async function runTransfer(plan: TransferPlan, io: CliIO): Promise<number
         onTorrent: (added) => {
           clearInterval(fetchTimer);
           added.addEventListener("checking", (e) => {
-            checking = (e as CustomEvent<CheckProgress>).detail;
+            checking = e.detail;
             progress?.update(checkingLine(checking));
           });
         },

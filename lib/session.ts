@@ -12,6 +12,7 @@ import { Logger } from "./log.ts";
 import { parseMetainfo } from "./metainfo.ts";
 import { hostOf, parsePeerAddress } from "./net/address.ts";
 import { type RateLimits, Torrent } from "./torrent.ts";
+import { incomingTarget } from "./torrent/internal.ts";
 import { TokenBucket } from "./peer/rate_limiter.ts";
 import { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type {
@@ -316,7 +317,10 @@ export class BaseSession implements AsyncDisposable {
         admits: (address) =>
           this.#connections < (this.#options.maxConnections ?? 200) &&
           (this.#perAddress.get(hostOf(address)) ?? 0) < (this.#options.maxConnectionsPerAddress ?? 16),
-        target: (infoHash) => this.#torrents.get(toHex(infoHash)),
+        target: (infoHash) => {
+          const torrent = this.#torrents.get(toHex(infoHash));
+          return torrent === undefined ? undefined : incomingTarget(torrent);
+        },
         encryption: this.#options.encryption,
         lookup: (obfuscated) => this.#obfuscated.get(toHex(obfuscated)),
       });

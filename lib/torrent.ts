@@ -1,53 +1,35 @@
 /**
  * One torrent's lifecycle: check existing data, download from many peers at once, verify
- * and store pieces, ban peers that send bad data, save resume data, then seed.
+ * and store pieces, ban peers that send bad data, save resume data, then seed. The parts live
+ * in `torrent/`: the start-up (`startup.ts`), the piece pipeline (`piece_pipeline.ts`), the
+ * peers (`peer_wiring.ts`) and resume saving (`resume_saver.ts`); this file keeps the state
+ * machine, the events and the statistics.
  *
  * @module
  */
 
-import { join, resolve } from "node:path";
 import { Bitfield } from "./bitfield.ts";
-import { PieceUnavailableError, ShoalError, StorageError } from "./errors.ts";
+import { ShoalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { BanList } from "./peer/ban_list.ts";
-import { chooseUnchoked } from "./peer/choker.ts";
-import { type AvailabilityChange, PeerConnection, type PeerHost } from "./peer/connection.ts";
-import type { HandshakenPeer } from "./peer/handshake_read.ts";
-import { parseAddress } from "./net/address.ts";
-import { equalBytes } from "./net/bytes.ts";
-import { type BlockRef, type CompletedPiece, PiecePicker } from "./peer/piece_picker.ts";
-import { clientCode, clientName } from "./peer/client_id.ts";
+import type { PiecePicker } from "./peer/piece_picker.ts";
 import { RateMeter } from "./peer/rate.ts";
-import { RateLimiter, TokenBucket } from "./peer/rate_limiter.ts";
-import { Announcer, type TrackerStatus } from "./tracker/announcer.ts";
-import { FileStorage } from "./storage/file_storage.ts";
-import { fileStorage } from "./storage/file_storage_factory.ts";
-import { openStorage } from "./storage/open_storage.ts";
+import type { Announcer, TrackerStatus } from "./tracker/announcer.ts";
 import type { CheckedStorage } from "./storage/storage.ts";
-import { DownloadLock, downloadLockPath } from "./storage/folder_lock.ts";
-import { captureResume, readResume, restoreProgress, writeResumeAtomic } from "./storage/resume.ts";
-import { sha1 } from "./storage/verify.ts";
-import { OversizedFiles } from "./storage/oversized.ts";
-import { type PieceLoss, VerifiedPieceReader } from "./storage/verified_reader.ts";
-import type { Duplex, Metainfo, PeerExtension } from "./types.ts";
-import { reservedBits, supportsDht, supportsExtensions, supportsFast } from "./wire/handshake.ts";
-import { utMetadataServer } from "./peer/ut_metadata.ts";
-import { UtPex } from "./peer/ut_pex.ts";
-import { type FilePriority, piecesFor, wantedBytes } from "./file_priority.ts";
-import { Swarm } from "./swarm/swarm.ts";
-import { TORRENT_SWARM } from "./swarm/constants.ts";
+import type { DownloadLock } from "./storage/folder_lock.ts";
+import type { OversizedFiles } from "./storage/oversized.ts";
+import type { Metainfo } from "./types.ts";
+import type { FilePriority } from "./file_priority.ts";
+import { startAnnouncer } from "./torrent/announce.ts";
+import { FileSelection } from "./torrent/file_selection.ts";
+import { registerIncoming } from "./torrent/internal.ts";
+import { PeerWiring } from "./torrent/peer_wiring.ts";
+import { createPicker, PiecePipeline } from "./torrent/piece_pipeline.ts";
+import { ResumeSaver } from "./torrent/resume_saver.ts";
+import { statsSnapshot } from "./torrent/stats.ts";
+import { closeTorrentData, openTorrentData } from "./torrent/startup.ts";
 
-export type {
-  CheckProgress,
-  PeerInfo,
-  PeerTransport,
-  RateLimits,
-  StartupCheck,
-  TorrentEventMap,
-  TorrentOptions,
-  TorrentState,
-  TorrentStats,
-} from "./torrent_types.ts";
+export type * from "./torrent_types.ts";
 import type {
   PeerInfo,
   RateLimits,
@@ -60,6 +42,11 @@ import type {
 
 const TICK_MS = 1000;
 
+/** A listener typed by event name (the overloads pick which), or an untyped one. */
+type AnyListener = ((event: CustomEvent<never>) => void) | EventListener | EventListenerObject | null;
+type AddOptions = boolean | AddEventListenerOptions;
+type RemoveOptions = boolean | EventListenerOptions;
+
 /**
  * A torrent being downloaded or seeded. Create it through a session
  * (`session.add(...)`), listen to its events, await {@linkcode Torrent.completed}.
@@ -67,7 +54,7 @@ const TICK_MS = 1000;
  * @example
  * ```ts ignore
  * const torrent = await session.add(await Deno.readFile("x.torrent"), { peers: ["127.0.0.1:6881"] });
- * torrent.addEventListener("progress", (e) => console.log((e as CustomEvent).detail.percent));
+ * torrent.addEventListener("progress", (e) => console.log(e.detail.percent));
  * await torrent.completed;
  * ```
  */
@@ -83,61 +70,35 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #have: Bitfield;
-  readonly #host: PeerHost;
-  #picker!: PiecePicker;
+  readonly #bans = new BanList();
+  readonly #wiring: PeerWiring;
+  readonly #resume: ResumeSaver;
+  readonly #down = new RateMeter(5);
+  readonly #up = new RateMeter(5);
+  readonly #abort = new AbortController();
+  #picker: PiecePicker | null = null;
+  #pipeline: PiecePipeline | null = null;
   /** The torrent's storage backend inside the core's checked layer. */
   #storage: CheckedStorage | null = null;
   /** Held from start to the end of the shutdown: one process at a time writes this data. */
   #lock: DownloadLock | null = null;
+  /** Files longer than the torrent's, cut once complete (see oversized.ts). */
+  #oversized: OversizedFiles | null = null;
   /** The one shutdown run, shared by `stop()` and a fatal error (so files are closed once). */
   #stopping: Promise<void> | undefined;
   /** The running `start()`, which a shutdown waits for before closing what it opened. */
   #starting: Promise<unknown> | undefined;
-  /** The last resume save, so saves never overlap (an older snapshot must not land last). */
-  #resumeSave: Promise<void> = Promise.resolve();
   #state: TorrentState = "checking";
-  readonly #peers = new Map<string, PeerConnection>();
-  readonly #bans = new BanList();
-  readonly #swarm: Swarm;
-  readonly #down = new RateMeter(5);
-  readonly #up = new RateMeter(5);
-  readonly #abort = new AbortController();
-  readonly #writes = new Set<Promise<void>>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #ticks = 0;
-  #optimistic: string | undefined;
-  #failedPieces = 0;
-  /** Bytes of blocks received but not used: duplicates, unrequested or no longer needed. */
-  #duplicateBytes = 0;
-  /** Bytes of pieces that failed their hash check. */
-  #failedBytes = 0;
-  #dirty = false;
-  #lastResumeSave = 0;
-  #resolve!: () => void;
-  #reject!: (error: Error) => void;
+  readonly #completion = Promise.withResolvers<void>();
   #settled = false;
-  /** Serves pieces only once what was read matches the hash (see verified_reader.ts). */
-  #reader: VerifiedPieceReader | null = null;
-  /** Pieces we announced, then lost on disk: requests for them are refused, not held against peers. */
-  readonly #lost = new Set<number>();
-  /** Files longer than the torrent's, cut once complete (see oversized.ts). */
-  #oversized: OversizedFiles | null = null;
   #startedAt = 0;
+  #completedAt = 0;
   #startupCheck: StartupCheck | undefined;
   #announcer: Announcer | null = null;
   #neededDownload = false;
-  readonly #extensions: PeerExtension[];
-  /** BEP 11 peer exchange (null when off or private). */
-  readonly #pex: UtPex | null = null;
-  /** What protects each connected peer's payload (`HandshakenPeer.encryption`). */
-  readonly #encryption = new Map<string, string>();
-  readonly #priorities: FilePriority[];
-  #wanted: Bitfield | null = null;
-  readonly #upBucket: TokenBucket;
-  readonly #downBucket: TokenBucket;
-  readonly #upLimiter: RateLimiter;
-  readonly #downLimiter: RateLimiter;
-  #completedAt = 0;
+  readonly #files: FileSelection;
 
   /**
    * Creates the instance.
@@ -153,51 +114,30 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#now = options.now ?? Date.now;
     this.#log = options.logger.child({ torrent: metainfo.infoHashHex.slice(0, 12) });
     this.#have = new Bitfield(metainfo.pieceCount);
-    this.#host = this.#makeHost();
-    this.#swarm = new Swarm({
-      policy: { ...TORRENT_SWARM, maxConnections: options.maxPeers ?? TORRENT_SWARM.maxConnections },
-      peerId: options.peerId,
-      handshake: () => this.handshake(),
-      logger: this.#log,
-      category: "swarm",
-      active: () => this.#state === "downloading" || this.#state === "seeding",
-      onPeer: (address, peer) => this.#startPeer(address, peer),
+    this.#files = new FileSelection(metainfo, options.filePriorities, this.#log);
+    this.#wiring = new PeerWiring({
+      metainfo,
+      options,
+      have: this.#have,
       bans: this.#bans,
-      admit: options.admit,
-      countConnection: options.countConnection,
-      countDial: options.countDial,
-      dial: options,
+      logger: this.#log,
+      now: this.#now,
       signal: this.#abort.signal,
+      emit: (type, detail) => this.#emit(type, detail),
+      active: () => this.#state === "downloading" || this.#state === "seeding",
+      seeding: () => this.#state === "seeding",
+      wanted: () => this.#files.wanted,
+    });
+    // Incoming connections reach the wiring through the session's listener, not the public API.
+    registerIncoming(this, this.#wiring); // its accepts, handshake and attach
+    this.#resume = new ResumeSaver({
+      metainfo,
+      have: this.#have,
+      place: options,
+      logger: this.#log,
       now: () => this.#now(),
     });
-    this.#extensions = [...(options.extensions ?? [])];
-    // BEP 9: serve our metadata to magnet-link peers, except for private torrents (as libtorrent).
-    if (!metainfo.private) this.#extensions.push(utMetadataServer(metainfo.infoBytes));
-    if (!metainfo.private && options.pex !== false) {
-      this.#pex = new UtPex({
-        peers: () =>
-          [...this.#peers.values()].map((p) => ({
-            id: p.id,
-            outgoing: this.#swarm.isOutgoing(p.id),
-            seed: p.seed,
-            handshake: p.extensionProtocol?.handshake,
-          })),
-        addPeers: (addresses) => this.addPeers(addresses, "pex"),
-        now: () => this.#now(),
-        logger: this.#log,
-      });
-      this.#extensions.push(this.#pex);
-    }
-    this.#priorities = metainfo.files.map((_, i) => options.filePriorities?.[i] ?? "normal");
-    this.#upBucket = new TokenBucket({ rate: options.uploadLimit ?? 0 });
-    this.#downBucket = new TokenBucket({ rate: options.downloadLimit ?? 0 });
-    const global = options.globalBuckets;
-    this.#upLimiter = new RateLimiter(global ? [this.#upBucket, global.upload] : [this.#upBucket]);
-    this.#downLimiter = new RateLimiter(global ? [this.#downBucket, global.download] : [this.#downBucket]);
-    this.completed = new Promise<void>((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-    });
+    this.completed = this.#completion.promise;
     // A caller that never awaits `completed` must not crash the process with an unhandled rejection.
     this.completed.catch(() => {/* reported through the "error" event and the logger */});
   }
@@ -217,8 +157,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    * (`fileStat`, as file storage does); other storage is verified piece by piece at start-up.
    */
   get resumePath(): string {
-    const dir = this.#options.resumeDir ?? join(this.#options.downloadDir, ".shoal");
-    return join(dir, `${this.infoHash}.resume`);
+    return this.#resume.path;
   }
 
   /** What the start-up data check found (undefined until it is over). */
@@ -243,97 +182,36 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     return starting;
   }
 
-  /**
-   * The folder below which resume files are never reached through a symbolic link: the resume
-   * folder the user chose, else the download folder (so a planted `.shoal` link is refused).
-   */
-  get #resumeRoot(): string {
-    return resolve(this.#options.resumeDir ?? this.#options.downloadDir);
-  }
-
   async #start(stop?: AbortSignal): Promise<{ have: number; trusted: number; rechecked: number }> {
     const meta = this.metainfo;
-    const signal = stop ? AbortSignal.any([this.#abort.signal, stop]) : this.#abort.signal;
+    const stopped = this.#abort.signal;
     try {
-      // First of all: another process using this data means we must not touch anything.
-      const lock = downloadLockPath(this.#options.downloadDir, this.#options.resumeDir, this.infoHash);
-      this.#lock = await DownloadLock.acquire(lock.root, lock.path, {
-        folder: this.#options.downloadDir,
-        torrent: meta.name,
-      });
-      this.#abort.signal.throwIfAborted();
-      const skipped = new Set(this.#priorities.flatMap((p, i) => (p === "skip" ? [i] : [])));
-      // File storage refuses a download that cannot fit before it creates anything.
-      this.#storage = await openStorage(this.#options.storage ?? fileStorage(), meta, {
-        downloadDir: resolve(this.#options.downloadDir),
-        skipFiles: skipped,
-        checkFreeSpace: this.#options.checkFreeSpace !== false,
-        signal,
-      });
-      // Stopped while the files were opening: the shutdown closes them once this settles.
-      this.#abort.signal.throwIfAborted();
-      // Storage that cannot report its files keeps no resume data: every piece is verified.
-      const stats = this.#storage.canStat;
-      const resume = stats
-        ? await readResume(this.resumePath, meta, {
-          root: this.#resumeRoot,
-          onProblem: (problem) => this.#log.warn("storage", `Ignoring resume data: ${problem.message}`),
-        })
-        : null;
-      const restored = await restoreProgress(this.#storage, meta, resume, {
-        signal,
-        onProgress: (progress) => this.#emit("checking", progress),
-        ...(stats ? {} : { fileStats: false }),
-      });
-      signal.throwIfAborted();
-      for (const i of restored.have) this.#have.set(i);
-      this.#reader = new VerifiedPieceReader(this.#storage, meta, {
-        onLost: (loss) => this.#piecesLost(loss),
-        onProblem: (message) => this.#log.warn("storage", message),
-      });
-      const backend = this.#storage.backend;
-      if (backend instanceof FileStorage) {
-        this.#oversized = await OversizedFiles.find(backend, meta, this.#have, this.#log);
-        await this.#oversized.trimComplete(this.#have);
-      }
-      this.#log.info("storage", "Checked existing data", {
-        have: restored.have.size,
-        trusted: restored.trusted,
-        rechecked: restored.rechecked,
-        ...(restored.failed.length > 0 ? { failed: restored.failed.length } : {}),
-      });
-      this.#startupCheck = {
-        have: restored.have.size,
-        pieceCount: meta.pieceCount,
-        trusted: restored.trusted,
-        rechecked: restored.rechecked,
-        usedResume: restored.usedResume,
-        failed: restored.failed,
-      };
-      this.#emit("checked", this.#startupCheck);
-      this.#picker = new PiecePicker({
-        pieceCount: meta.pieceCount,
-        pieceLength: meta.pieceLength,
-        totalLength: meta.totalLength,
+      const { storage, oversized, check } = await openTorrentData(meta, {
+        options: this.#options,
         have: this.#have,
-        selector: this.#options.selector,
-        ...(this.#options.random ? { random: this.#options.random } : {}),
-        ...(this.#options.maxBufferedBytes ? { maxBufferedBytes: this.#options.maxBufferedBytes } : {}),
-        onSelectorFault: (error) => this.#log.warn("plugin", error.message, { plugin: error.plugin }),
+        skipFiles: this.#files.skipped(),
+        logger: this.#log,
+        signal: stop ? AbortSignal.any([stopped, stop]) : stopped,
+        stopped,
+        onChecking: (progress) => this.#emit("checking", progress),
+        onLock: (lock) => this.#lock = lock,
+        onStorage: (storage) => this.#storage = storage,
       });
-      this.#applyPriorities();
+      this.#oversized = oversized;
+      this.#startupCheck = check;
+      this.#emit("checked", check);
+      const picker = this.#picker = createPicker(meta, this.#options, this.#have, this.#log);
+      this.#pipeline = this.#makePipeline(picker, storage);
+      this.#wiring.begin(picker, this.#pipeline);
+      this.#files.apply(picker);
       this.#state = this.#isDone() ? "seeding" : "downloading";
       this.#neededDownload = !this.#isDone();
       this.#startedAt = this.#now();
       this.#startAnnouncing();
       this.#timer = setInterval(() => this.#tick(), TICK_MS);
       if (this.#isDone()) this.#finish();
-      else {
-        await this.#saveResume().catch((error) =>
-          this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`)
-        );
-      }
-      return { have: restored.have.size, trusted: restored.trusted, rechecked: restored.rechecked };
+      else await this.#resume.saveOrWarn(this.#storage);
+      return { have: check.have, trusted: check.trusted, rechecked: check.rechecked };
     } catch (error) {
       // start() rejects with it: whoever called reports it, the log only records it.
       this.#fail(error instanceof Error ? error : new Error(String(error)), { thrown: true });
@@ -341,33 +219,37 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     }
   }
 
-  #startAnnouncing(): void {
-    const trackers = this.#options.trackers;
-    if (trackers === undefined) return;
-    const seen = new Set<string>();
-    const tiers = [...this.metainfo.announceList, ...(trackers.extraTiers ?? [])]
-      .map((tier) => tier.filter((url) => !seen.has(url) && seen.add(url)))
-      .filter((tier) => tier.length > 0);
-    if (tiers.length === 0) return;
-    this.#announcer = new Announcer({
-      tiers,
-      infoHash: this.metainfo.infoHash,
-      peerId: this.#options.peerId,
-      port: trackers.port,
-      udp: trackers.udp,
+  #makePipeline(picker: PiecePicker, storage: CheckedStorage): PiecePipeline {
+    return new PiecePipeline({
+      metainfo: this.metainfo,
+      have: this.#have,
+      picker,
+      wanted: () => this.#files.wanted,
+      storage,
+      bans: this.#bans,
+      down: this.#down,
+      up: this.#up,
       logger: this.#log,
-      stats: () => ({
-        uploaded: this.#up.total,
-        downloaded: this.#down.total,
-        left: this.#wantedLeft(),
-      }),
-      onPeers: (peers, tracker) => {
-        const added = this.addPeers(peers, "tracker");
-        this.#log.debug("tracker", "Peers from tracker", { tracker, peers: peers.length, new: added });
+      now: this.#now,
+      hooks: {
+        emit: (type, detail) => this.#emit(type, detail),
+        ban: (address, reason) => this.#wiring.ban(address, reason),
+        cancel: (peer, piece, begin) => this.#wiring.cancel(peer, piece, begin),
+        verified: (piece) => this.#pieceVerified(piece),
+        lost: () => this.#piecesLost(),
+        fail: (error) => this.#fail(error),
       },
-      ...(this.#options.random ? { random: this.#options.random } : {}),
     });
-    this.#announcer.start();
+  }
+
+  #startAnnouncing(): void {
+    this.#announcer = startAnnouncer(this.metainfo, this.#options, {
+      up: this.#up,
+      down: this.#down,
+      left: () => this.#files.left(this.#have),
+      addPeers: (peers) => this.addPeers(peers, "tracker"),
+      logger: this.#log,
+    });
   }
 
   /** The state of each tracker (empty when the torrent has none or trackers are off). */
@@ -386,312 +268,57 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    * @returns How many were new.
    */
   addPeers(addresses: Iterable<string>, source = "manual"): number {
-    return this.#swarm.add(addresses, source);
+    return this.#wiring.add(addresses, source);
   }
 
-  /** The handshake we send for this torrent. */
-  handshake(): { infoHash: Uint8Array; peerId: Uint8Array; reserved: Uint8Array } {
-    return {
-      infoHash: this.metainfo.infoHash,
-      peerId: this.#options.peerId,
-      reserved: reservedBits({ fast: true, extensions: true, dht: this.#options.dht !== undefined }),
-    };
+  /** A piece was verified and written: announce it, save it soon, finish when it was the last. */
+  #pieceVerified(piece: number): void {
+    this.#resume.markDirty();
+    this.#wiring.sendHave(piece);
+    if (this.#isDone()) this.#finish();
+    else if (this.#have.count() % 16 === 0) this.#wiring.refreshInterest(true);
   }
 
-  /**
-   * Whether this torrent takes a new incoming connection from this address.
-   *
-   * @param address "host:port".
-   * @returns True if it is not banned and a slot is free.
-   */
-  accepts(address: string): boolean {
-    return this.#state !== "stopped" && this.#state !== "error" && this.#state !== "checking" &&
-      this.#swarm.admits(address);
-  }
-
-  /**
-   * Takes over a connection whose handshakes are done (incoming, from the session).
-   *
-   * @param address "host:port" of the peer.
-   * @param peer The handshaken connection.
-   */
-  attach(address: string, peer: HandshakenPeer): void {
-    if (!this.accepts(address)) {
-      peer.duplex.close();
-      return;
-    }
-    this.#swarm.accept(address, peer, false);
-  }
-
-  /** A connection the swarm took (self, duplicate and banned ones are dropped already). */
-  #startPeer(address: string, { duplex, remote, encryption }: HandshakenPeer): void {
-    const dht = this.#options.dht;
-    const conn = new PeerConnection(duplex as Duplex, this.#host, {
-      id: address,
-      peerId: remote.peerId,
-      fast: supportsFast(remote.reserved),
-      extensions: supportsExtensions(remote.reserved),
-      uploadLimiter: this.#upLimiter,
-      downloadLimiter: this.#downLimiter,
-      extensionProtocol: {
-        extensions: this.#extensions,
-        ...(this.#options.listenPort ? { listenPort: this.#options.listenPort } : {}),
-        onFault: (extension, error) =>
-          this.#log.warn("plugin", `Extension '${extension.name}' failed: ${(error as Error).message}`, {
-            plugin: extension.name,
-            peer: address,
-          }),
-      },
-      ...(dht && supportsDht(remote.reserved)
-        ? {
-          dhtPort: dht.port,
-          onDhtPort: (port: number) => dht.addNode(`${parseAddress(address).hostname}:${port}`),
-        }
-        : {}),
-    });
-    this.#peers.set(address, conn);
-    this.#encryption.set(address, encryption);
-    this.#log.info("peer", "Peer connected", { peer: address, client: clientCode(remote.peerId) });
-    this.#emit("peer-connected", { address });
-    conn.start();
-    this.#choke();
-  }
-
-  /** The connection-facing side of the torrent. */
-
-  #makeHost(): PeerHost {
-    const pieceCount = this.metainfo.pieceCount;
-    const have = this.#have;
-    return {
-      pieceCount,
-      have,
-      pieceSize: (piece: number) => this.#picker.pieceSize(piece),
-      isInteresting: (peer: PeerConnection) => this.#isInteresting(peer),
-      pick: (peer: PeerConnection, max: number) => this.#picker.pick(peer, max),
-      release: (peer: PeerConnection, block: BlockRef) =>
-        this.#picker.release(peer.id, block.piece, block.begin),
-      block: (peer: PeerConnection, piece: number, begin: number, data: Uint8Array) =>
-        this.#onBlock(peer, piece, begin, data),
-      availabilityChanged: (peer: PeerConnection, change: AvailabilityChange) => {
-        if (change.replaced?.all) this.#picker.peerLostAll();
-        else if (change.replaced) this.#picker.removeBitfield(change.replaced.bits);
-        if (change.all) this.#picker.peerHasAll();
-        else if (change.bits) this.#picker.addBitfield(change.bits);
-        else if (change.piece !== undefined) {
-          if (peer.seed) {
-            // The have completed its bitfield: count it as a seed from now on.
-            this.#picker.removeBitfield(peer.bitfield);
-            this.#picker.peerHasAll();
-          } else this.#picker.addHave(change.piece);
-        }
-        if (this.#state === "seeding" && peer.seed) peer.close();
-      },
-      readBlock: (piece: number, begin: number, length: number) => this.#readBlock(piece, begin, length),
-      lost: (piece: number) => this.#lost.has(piece),
-      prefetch: (piece: number) => {
-        if (!this.#have.get(piece)) return;
-        this.#reader?.read(piece).catch(
-          () => {/* the read is retried, and its error reported, when the block is served */},
-        );
-      },
-      interestChanged: (_peer: PeerConnection) => this.#choke(),
-      closed: (peer: PeerConnection, error: Error | undefined) => this.#onClosed(peer, error),
-      now: () => this.#now(),
-    };
-  }
-
-  #isInteresting(peer: PeerConnection): boolean {
-    if (this.#isDone()) return false;
-    if (peer.seed) return true;
-    for (const i of peer.bitfield) if (!this.#have.get(i) && (this.#wanted?.get(i) ?? true)) return true;
-    return false;
-  }
-
-  #onBlock(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void {
-    this.#down.add(data.length, this.#now());
-    const outcome = this.#picker.blockReceived(peer.id, piece, begin, data);
-    if (!outcome.accepted) this.#duplicateBytes += data.length;
-    for (const id of outcome.cancel) this.#peers.get(id)?.cancel(piece, begin);
-    if (outcome.completed) this.#track(this.#finishPiece(outcome.completed));
-  }
-
-  #track(work: Promise<void>): void {
-    const tracked = work.catch((error) =>
-      this.#fail(error instanceof Error ? error : new Error(String(error)))
-    )
-      .finally(() => this.#writes.delete(tracked));
-    this.#writes.add(tracked);
-  }
-
-  async #finishPiece(done: CompletedPiece): Promise<void> {
-    const meta = this.metainfo;
-    const { piece, data } = done;
-    // node:crypto's SHA-1 measured faster here than crypto.subtle, even with several digests in
-    // flight, and it needs no copy of the piece.
-    const digest = sha1(data);
-    const expected = meta.pieceHashes.subarray(piece * 20, piece * 20 + 20);
-    if (!equalBytes(digest, expected)) {
-      this.#pieceFailed(done);
-      return;
-    }
-    try {
-      await this.#storage!.write(piece, 0, data);
-    } catch (error) {
-      this.#picker.pieceFailed(done);
-      this.#fail(error instanceof Error ? error : new Error(String(error)));
-      return;
-    }
-    // Good pieces earn their senders credit; earlier bad blocks of this piece name the liars.
-    for (const verdict of this.#bans.pieceVerified(piece, data, done.contributors)) {
-      this.#ban(verdict.address, verdict.reason);
-    }
-    this.#picker.pieceVerified(done);
-    this.#lost.delete(piece);
-    this.#dirty = true;
-    this.#log.debug("storage", "Piece verified", { piece, peers: [...new Set(done.contributors)].join(",") });
-    this.#emit("piece-verified", { piece });
-    for (const p of this.#peers.values()) if (!p.has(piece)) p.sendHave(piece);
-    if (this.#isDone()) {
-      this.#finish();
-    } else if (this.#have.count() % 16 === 0) {
-      for (const p of this.#peers.values()) if (p.amInterested) p.refreshInterest();
-    }
-  }
-
-  #pieceFailed(done: CompletedPiece): void {
-    const { piece, data, contributors } = done;
-    this.#failedPieces++;
-    this.#failedBytes += data.length;
-    const peers = [...new Set(contributors)];
-    this.#log.warn("storage", "Piece failed its hash check", { piece, peers: peers.join(",") });
-    this.#emit("piece-failed", { piece, peers });
-    for (const verdict of this.#bans.pieceFailed(piece, data, contributors)) {
-      this.#ban(verdict.address, verdict.reason);
-    }
-    this.#picker.pieceFailed(done);
-  }
-
-  #ban(address: string, reason: string): void {
-    if (!this.#swarm.ban(address, reason)) return;
-    this.#emit("peer-banned", { address, reason });
-    this.#peers.get(address)?.close(new ShoalError("BANNED", `Banned: ${reason}`));
-  }
-
-  /**
-   * A block for serving, cut from its whole piece: the reader reads each piece once, checks its
-   * hash before any block of it is sent, and keeps it in a small LRU cache (peers ask for a
-   * piece's blocks in a row; `prefetch` starts the read as soon as a request is queued).
-   */
-  async #readBlock(piece: number, begin: number, length: number): Promise<Uint8Array> {
-    if (!this.#have.get(piece)) {
-      throw new PieceUnavailableError(piece, `Piece ${piece} is no longer available`);
-    }
-    const data = await this.#reader!.read(piece);
-    this.#up.add(length, this.#now());
-    return data.subarray(begin, begin + length);
-  }
-
-  /** Pieces changed or vanished on disk: stop serving them and download them again. */
-  #piecesLost(loss: PieceLoss): void {
-    const pieces = loss.pieces.filter((p) => this.#have.get(p));
-    if (pieces.length === 0 || this.#picker === undefined) return;
-    for (const p of pieces) {
-      this.#picker.pieceLost(p);
-      this.#lost.add(p);
-      this.#reader?.forget(p);
-    }
-    this.#dirty = true;
-    const files = loss.files.map((f) => this.metainfo.files[f]!.safePath);
-    const again = pieces.some((p) => this.#wanted?.get(p) ?? true);
-    this.#log.warn(
-      "storage",
-      `${loss.message}; not serving ${pieces.length === 1 ? "it" : "them"}` +
-        (again ? ", downloading again" : ""),
-      { pieces: pieces.length, files: files.join(",") },
-    );
-    this.#emit("piece-lost", { pieces, reason: loss.kind, files });
+  /** Pieces changed or vanished on disk (the pipeline stopped serving them). */
+  #piecesLost(): void {
+    this.#resume.markDirty();
     if (this.#state === "seeding" && !this.#isDone()) {
       this.#state = "downloading";
       this.#completedAt = 0;
     }
-    for (const p of this.#peers.values()) p.refreshInterest();
-  }
-
-  #onClosed(peer: PeerConnection, error: Error | undefined): void {
-    if (this.#peers.get(peer.id) !== peer) return;
-    this.#peers.delete(peer.id);
-    this.#encryption.delete(peer.id);
-    this.#swarm.closed(peer.id);
-    if (this.#picker) {
-      if (peer.seed) this.#picker.peerLostAll();
-      else this.#picker.removeBitfield(peer.bitfield);
-    }
-    const reason = error?.message;
-    this.#log.info("peer", reason ? `Peer disconnected: ${reason}` : "Peer disconnected", { peer: peer.id });
-    this.#emit("peer-disconnected", reason ? { address: peer.id, reason } : { address: peer.id });
-    if (this.#optimistic === peer.id) this.#optimistic = undefined;
-    this.#choke();
-  }
-
-  #choke(): void {
-    if (this.#state !== "downloading" && this.#state !== "seeding") return;
-    const peers = [...this.#peers.values()];
-    const { unchoke, optimistic } = chooseUnchoked(peers, {
-      slots: this.#options.uploadSlots ?? 8,
-      seeding: this.#state === "seeding",
-      optimistic: this.#optimistic,
-      now: this.#now(),
-      ...(this.#options.random ? { random: this.#options.random } : {}),
-    });
-    const changed = optimistic !== this.#optimistic || peers.some((p) => p.amChoking === unchoke.has(p.id));
-    this.#optimistic = optimistic;
-    for (const p of peers) p.setChoking(!unchoke.has(p.id));
-    if (changed && unchoke.size > 0) {
-      this.#log.info("choker", "Rechoked", {
-        unchoked: [...unchoke].join(","),
-        optimistic: optimistic ?? null,
-        interested: peers.filter((p) => p.peerInterested).length,
-      });
-    }
+    this.#wiring.refreshInterest();
   }
 
   #tick(): void {
     const now = this.#now();
-    this.#ticks++;
-    for (const p of [...this.#peers.values()]) p.tick(now);
-    this.#pex?.tick(now);
-    if (this.#ticks % 10 === 0) this.#choke();
-    if (this.#ticks % 30 === 0) this.#optimistic = undefined;
-    if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#peers.size < 5) {
-      this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
+    if (this.#state !== "paused") { // paused: no peer work, only resume saving and progress
+      this.#ticks++;
+      this.#wiring.tick(now, this.#ticks);
+      if (this.#ticks % 30 === 15 && this.#state === "downloading" && this.#wiring.size < 5) {
+        this.#announcer?.announceNow(); // short of peers: ask again (the tracker's min interval is respected)
+      }
+      this.#wiring.connectMore();
     }
-    this.#swarm.connectMore();
-    const interval = (this.#options.resumeInterval ?? 15) * 1000;
-    if (this.#dirty && now - this.#lastResumeSave >= interval) {
-      this.#saveResume().catch((error) =>
-        this.#log.warn("storage", `Cannot save resume data: ${error.message}`)
-      );
+    if (this.#resume.due(now, (this.#options.resumeInterval ?? 15) * 1000)) {
+      this.#resume.saveOrWarn(this.#storage);
     }
     this.#emit("progress", this.stats());
   }
 
   #finish(): void {
     if (this.#state === "stopped" || this.#state === "error") return;
-    this.#state = "seeding";
+    if (this.#state !== "paused") this.#state = "seeding"; // a paused one seeds once resumed
     this.#completedAt = this.#now();
     if (this.#neededDownload) this.#announcer?.completed();
     const stats = this.stats();
     this.#log.info("torrent", "Download complete", { pieces: this.metainfo.pieceCount });
     // Peers that are complete have nothing to trade with a seed.
-    for (const p of [...this.#peers.values()]) {
-      if (p.seed) p.close();
-      else p.refreshInterest();
-    }
+    this.#wiring.completed();
     (async () => {
-      await Promise.all([...this.#writes]);
+      await this.#pipeline?.idle();
       await this.#oversized?.trimComplete(this.#have);
       await this.#storage?.flush();
-      await this.#saveResume();
+      await this.#resume.save(this.#storage);
     })().then(
       () => {
         this.#emit("progress", this.stats());
@@ -705,8 +332,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   #settle(error?: Error): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (error) this.#reject(error);
-    else this.#resolve();
+    if (error) this.#completion.reject(error);
+    else this.#completion.resolve();
   }
 
   #fail(error: Error, options: { thrown?: boolean } = {}): void {
@@ -726,34 +353,18 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     );
   }
 
-  #saveResume(): Promise<void> {
-    const storage = this.#storage;
-    if (!storage?.canStat) return Promise.resolve();
-    this.#dirty = false;
-    this.#lastResumeSave = this.#now();
-    const save = async () => {
-      const data = await captureResume(storage, this.metainfo, this.#have);
-      await writeResumeAtomic(this.resumePath, data, { root: this.#resumeRoot });
-    };
-    // One save at a time, in order: the previous one's failure was reported to its own caller.
-    const next = this.#resumeSave.then(save, save);
-    this.#resumeSave = next.catch(() => {/* reported by whoever awaited `next` */});
-    return next;
-  }
-
   /**
    * Changes this torrent's rate limits while it runs (0 removes a limit).
    *
    * @param limits New limits in bytes per second; absent ones are kept.
    */
   setLimits(limits: RateLimits): void {
-    if (limits.upload !== undefined) this.#upBucket.setRate(limits.upload);
-    if (limits.download !== undefined) this.#downBucket.setRate(limits.download);
+    this.#wiring.setLimits(limits);
   }
 
   /** The priority of each file, in `metainfo.files` order. */
   get filePriorities(): readonly FilePriority[] {
-    return [...this.#priorities];
+    return this.#files.priorities;
   }
 
   /**
@@ -767,107 +378,100 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    */
   setFilePriority(files: number | readonly number[], priority: FilePriority): void {
     const list = typeof files === "number" ? [files] : files;
-    for (const i of list) {
-      if (!Number.isInteger(i) || i < 0 || i >= this.#priorities.length) {
-        throw new RangeError(
-          `File index ${i} is out of range: the torrent has ${this.#priorities.length} files`,
-        );
-      }
-    }
-    for (const i of list) this.#priorities[i] = priority;
-    if (this.#picker === undefined) return; // applied by start()
+    this.#files.set(list, priority);
+    if (this.#picker === null) return; // applied by start()
     const wasDone = this.#isDone();
-    this.#applyPriorities();
+    this.#files.apply(this.#picker);
     if (this.#state === "seeding" && wasDone && !this.#isDone()) {
       this.#state = "downloading";
       this.#neededDownload = true;
       this.#completedAt = 0;
       this.#log.info("torrent", "Downloading again: files were selected", { files: list.join(",") });
-    } else if (this.#state === "downloading" && this.#isDone()) {
+    } else if (!wasDone && this.#isDone() && (this.#state === "downloading" || this.#state === "paused")) {
       this.#finish();
     }
-    for (const p of this.#peers.values()) p.refreshInterest();
-  }
-
-  #applyPriorities(): void {
-    const { wanted, high } = piecesFor(this.metainfo, this.#priorities);
-    this.#wanted = wanted;
-    this.#picker.setPriorities(wanted, high);
-    if (wanted !== null) {
-      this.#log.info("torrent", "File selection", {
-        skipped: this.#priorities.filter((p) => p === "skip").length,
-        wantedPieces: wanted.count(),
-      });
-    }
+    this.#wiring.refreshInterest();
   }
 
   /** Every wanted piece is verified. */
   #isDone(): boolean {
-    return this.#picker === undefined ? this.#have.isComplete() : this.#picker.complete;
-  }
-
-  #wantedLeft(): number {
-    const wanted = wantedBytes(this.metainfo, this.#wanted, this.#have);
-    return wanted.total - wanted.done;
+    return this.#picker === null ? this.#have.isComplete() : this.#picker.complete;
   }
 
   /** A snapshot of progress and rates. */
   stats(): TorrentStats {
-    const now = this.#now();
-    const meta = this.metainfo;
-    let completedBytes = this.#have.count() * meta.pieceLength;
-    if (meta.pieceCount > 0 && this.#have.get(meta.pieceCount - 1)) {
-      completedBytes -= meta.pieceCount * meta.pieceLength - meta.totalLength;
-    }
-    const downloadRate = this.#down.rate(now);
-    const wanted = wantedBytes(meta, this.#wanted, this.#have);
-    const left = wanted.total - wanted.done;
-    return {
+    return statsSnapshot({
+      metainfo: this.metainfo,
+      have: this.#have,
+      wanted: this.#files.wanted,
       state: this.#state,
-      completedPieces: this.#have.count(),
-      pieceCount: meta.pieceCount,
-      completedBytes,
-      totalBytes: meta.totalLength,
-      percent: wanted.total === 0 ? 100 : (wanted.done / wanted.total) * 100,
-      downloaded: this.#down.total,
-      uploaded: this.#up.total,
-      downloadRate,
-      uploadRate: this.#up.rate(now),
-      peers: this.#peers.size,
-      eta: left === 0 ? 0 : downloadRate > 0 ? left / downloadRate : null,
-      failedPieces: this.#failedPieces,
-      duplicateBytes: this.#duplicateBytes,
-      failedBytes: this.#failedBytes,
-      wastedBytes: this.#duplicateBytes + this.#failedBytes,
+      down: this.#down,
+      up: this.#up,
+      peers: this.#wiring.size,
+      counters: this.#pipeline,
       bufferedBytes: this.#picker?.bufferedBytes ?? 0,
-      activeSeconds: ((this.#completedAt || now) - (this.#startedAt || now)) / 1000,
-      wantedPieces: wanted.pieces,
-      wantedBytes: wanted.total,
-      done: wanted.donePieces === wanted.pieces,
-    };
+      startedAt: this.#startedAt,
+      completedAt: this.#completedAt,
+      now: this.#now(),
+    });
+  }
+
+  /**
+   * Pauses the torrent: every connection closes, no peer is dialled and incoming ones are
+   * refused, the trackers are told `stopped`, and resume data is saved; the storage stays open
+   * and the progress is kept (state `"paused"`). `completed` stays pending (unless writes in
+   * flight finish the download). Pausing a paused torrent does nothing.
+   *
+   * @example
+   * ```ts ignore
+   * await torrent.pause();
+   * torrent.resume();
+   * ```
+   *
+   * @returns Settles once the trackers were told (or gave up) and resume data is saved.
+   * @throws {ShoalError} with code `NOT_RUNNING` during the start-up check, or once stopped or failed.
+   */
+  async pause(): Promise<void> {
+    if (this.#state === "paused") return;
+    if (this.#state !== "downloading" && this.#state !== "seeding") {
+      throw new ShoalError(
+        "NOT_RUNNING",
+        `Cannot pause a torrent that is ${this.#state}: only a downloading or seeding torrent can be paused`,
+      );
+    }
+    this.#state = "paused";
+    this.#log.info("torrent", "Paused");
+    this.#wiring.pause();
+    // A stopped announcer stays for `trackers()`; resume() makes a new one.
+    await Promise.all([this.#announcer?.stop(3000), this.#resume.saveOrWarn(this.#storage)]);
+  }
+
+  /**
+   * Resumes a paused torrent: back to `"downloading"` or `"seeding"`, the trackers are told
+   * `started` again, known peers are dialled and incoming ones accepted. Does nothing when the
+   * torrent is not paused.
+   *
+   * @example
+   * ```ts ignore
+   * if (torrent.state === "paused") torrent.resume();
+   * ```
+   */
+  resume(): void {
+    if (this.#state !== "paused") return;
+    const done = this.#isDone();
+    this.#state = done ? "seeding" : "downloading";
+    if (!done) {
+      this.#neededDownload = true;
+      this.#completedAt = 0;
+    }
+    this.#log.info("torrent", "Resumed", { state: this.#state });
+    this.#startAnnouncing();
+    this.#wiring.connectMore();
   }
 
   /** Snapshots of the connected peers. */
   peers(): PeerInfo[] {
-    return [...this.#peers.values()].map((p) => ({
-      address: p.id,
-      client: clientName(p.peerId),
-      direction: this.#swarm.isOutgoing(p.id) ? "out" : "in",
-      transport: this.#options.transport?.name ?? "tcp",
-      encryption: this.#encryption.get(p.id) ?? "none",
-      downloadRate: p.downloadRate,
-      uploadRate: p.uploadRate,
-      downloaded: p.down.total,
-      uploaded: p.up.total,
-      percent: p.seed ? 100 : (p.bitfield.count() / Math.max(1, this.metainfo.pieceCount)) * 100,
-      flags: {
-        amChoking: p.amChoking,
-        amInterested: p.amInterested,
-        peerChoking: p.peerChoking,
-        peerInterested: p.peerInterested,
-      },
-      outstanding: p.outstanding,
-    }));
+    return this.#wiring.peers();
   }
 
   /**
@@ -897,42 +501,91 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     this.#timer = undefined;
     const announcing = this.#announcer?.stop(3000);
     this.#abort.abort(new ShoalError("STOPPED", "Torrent stopped"));
-    for (const p of [...this.#peers.values()]) p.close();
+    this.#wiring.closeAll();
     // A start() still opening files sees the abort and settles; what it opened is closed below.
     await this.#starting?.catch(() => {/* start() reports its own failure to its caller */});
-    await Promise.allSettled([...this.#writes]);
+    await this.#pipeline?.idle();
     await announcing;
-    try {
-      await this.#closeStorage();
-    } finally {
-      // Last: the data is safe to hand to another process only once the files are closed.
-      await this.#lock?.release();
-    }
-  }
-
-  async #closeStorage(): Promise<void> {
+    // Only a started torrent has progress worth saving: an aborted check would save none.
     const storage = this.#storage;
-    if (storage) {
-      // Only a started torrent has progress worth saving: an aborted check would save none.
-      if (this.#picker !== undefined) {
-        try {
-          await this.#saveResume();
-        } catch (error) {
-          this.#log.warn("storage", `Cannot save resume data: ${(error as Error).message}`);
-        }
-      }
-      // The reference stays: late reads and writes get "storage is closed", never a null.
-      await storage.close().catch((error: unknown) => {
-        throw error instanceof StorageError
-          ? error
-          : new StorageError(`Cannot close files: ${String(error)}`);
-      });
-    }
+    const save = this.#picker === null ? undefined : () => this.#resume.saveOrWarn(storage);
+    await closeTorrentData(storage, this.#lock, save);
   }
 
   /** Same as {@linkcode Torrent.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /**
+   * Listens to one of the torrent's events ({@linkcode TorrentEventMap}); the listener gets
+   * a `CustomEvent` whose `detail` has the event's type.
+   *
+   * @example
+   * ```ts ignore
+   * torrent.addEventListener("progress", (e) => console.log(e.detail.percent));
+   * ```
+   *
+   * @param type The event's name.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener<K extends keyof TorrentEventMap>(
+    type: K,
+    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens to an event by any name (as `EventTarget.addEventListener`).
+   *
+   * @param type The event's name.
+   * @param listener Called with the event.
+   * @param options As for `EventTarget.addEventListener`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(type: string, listener: AnyListener, options?: AddOptions): void {
+    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
+    super.addEventListener(type, listener as EventListener | null, options);
+  }
+
+  /**
+   * Removes a listener added with {@linkcode Torrent.addEventListener}.
+   *
+   * @example
+   * ```ts ignore
+   * const onDone = (e: CustomEvent<TorrentStats>) => console.log(e.detail.downloaded);
+   * torrent.addEventListener("done", onDone);
+   * torrent.removeEventListener("done", onDone);
+   * ```
+   *
+   * @param type The event's name.
+   * @param listener The listener to remove.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener<K extends keyof TorrentEventMap>(
+    type: K,
+    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Removes a listener of an event by any name (as `EventTarget.removeEventListener`).
+   *
+   * @param type The event's name.
+   * @param listener The listener to remove.
+   * @param options As for `EventTarget.removeEventListener`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(type: string, listener: AnyListener, options?: RemoveOptions): void {
+    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
+    super.removeEventListener(type, listener as EventListener | null, options);
   }
 
   #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {

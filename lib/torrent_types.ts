@@ -14,8 +14,12 @@ import type { CheckProgress } from "./storage/resume.ts";
 
 export type { CheckProgress } from "./storage/resume.ts";
 
-/** Where a torrent is in its life. */
-export type TorrentState = "checking" | "downloading" | "seeding" | "stopped" | "error";
+/**
+ * Where a torrent is in its life: `"checking"` its data at start-up, then `"downloading"` or
+ * `"seeding"`; `"paused"` by `Torrent.pause()` (storage open, no peers) until `resume()`;
+ * `"stopped"` or in `"error"` for good.
+ */
+export type TorrentState = "checking" | "downloading" | "seeding" | "paused" | "stopped" | "error";
 
 /** A snapshot of a torrent's progress. */
 export interface TorrentStats {
@@ -139,7 +143,11 @@ export interface TorrentEventMap {
   checking: CheckProgress;
   /** The start-up data check is over (sent before `start()` resolves). */
   checked: StartupCheck;
-  /** Sent about once a second and when a piece is verified. */
+  /**
+   * Sent once a second from the end of the start-up check until the torrent stops, and once
+   * more right before `done` (with the complete statistics, `percent` 100). Not sent per
+   * verified piece: listen to `piece-verified` for that.
+   */
   progress: TorrentStats;
   /** A peer completed its handshake. */
   "peer-connected": { address: string };

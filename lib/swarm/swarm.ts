@@ -287,6 +287,19 @@ export class Swarm {
     this.#candidates.failed(address, this.#now(), forever);
   }
 
+  /**
+   * Clears an address's back-off: a connection we closed ourselves (a pause) is not its fault,
+   * and it may be dialled again at once.
+   *
+   * @param address "host:port" (nothing happens when it is not a candidate).
+   */
+  forgive(address: string): void {
+    const c = this.#candidates.get(address);
+    if (c === undefined) return;
+    c.failures = 0;
+    c.nextTry = 0;
+  }
+
   /** Dials candidates whose back-off is over, while there is room. */
   connectMore(): void {
     if (!this.#options.active()) return;

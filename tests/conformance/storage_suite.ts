@@ -209,8 +209,7 @@ export async function download(
     const torrent = await withDeadline(
       session.add(seed.meta, {
         peers: [seed.address],
-        onTorrent: (t) =>
-          t.addEventListener("piece-verified", (e) => verified.push((e as CustomEvent).detail.piece)),
+        onTorrent: (t) => t.addEventListener("piece-verified", (e) => verified.push(e.detail.piece)),
       }),
       20_000,
       "the torrent to start",

@@ -47,8 +47,7 @@ Deno.test({
         const verified = new Set<number>();
         const torrent = await session.add(meta, {
           peers: [`127.0.0.1:${seeder.port}`],
-          onTorrent: (t) =>
-            t.addEventListener("piece-verified", (e) => verified.add((e as CustomEvent).detail.piece)),
+          onTorrent: (t) => t.addEventListener("piece-verified", (e) => verified.add(e.detail.piece)),
         });
         assert.equal(torrent.startupCheck?.have, 0, "memory storage starts empty");
         await withTimeout(torrent.completed, 120_000, "the download into memory");

@@ -95,7 +95,7 @@ Deno.test({
       const connected = new Set<string>();
       torrent.addEventListener(
         "peer-connected",
-        (e) => connected.add((e as CustomEvent<{ address: string }>).detail.address),
+        (e) => connected.add(e.detail.address),
       );
 
       const learned = () =>

@@ -13,7 +13,7 @@ Deno.test("sim: a corrupt peer among 20 is banned and everyone completes", async
   for (let i = 0; i < 20; i++) {
     const peer = await swarm.addPeer({ peers: [seed.address, corrupt] });
     (await peer.torrent).addEventListener("peer-banned", (e) => {
-      bans.push({ by: peer.address, address: (e as CustomEvent<{ address: string }>).detail.address });
+      bans.push({ by: peer.address, address: e.detail.address });
     });
     leechers.push(peer);
   }

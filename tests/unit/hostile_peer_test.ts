@@ -33,7 +33,7 @@ class EventLog {
     ];
     for (const type of types) {
       torrent.addEventListener(type, (event) => {
-        this.#events.push({ type, detail: (event as CustomEvent).detail });
+        this.#events.push({ type, detail: event.detail });
         for (const wake of [...this.#listeners]) wake();
       });
     }

@@ -41,7 +41,7 @@ class SeedFixture implements AsyncDisposable {
     this.session = session;
     this.torrent = torrent;
     torrent.addEventListener("peer-disconnected", (e) => {
-      this.#gone.push((e as CustomEvent<TorrentEventMap["peer-disconnected"]>).detail);
+      this.#gone.push(e.detail);
     });
   }
 

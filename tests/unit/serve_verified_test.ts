@@ -197,10 +197,10 @@ class Seed implements AsyncDisposable {
     });
     this.torrent = await this.session.add(this.meta);
     this.torrent.addEventListener("peer-disconnected", (e) => {
-      this.gone.push((e as CustomEvent<TorrentEventMap["peer-disconnected"]>).detail);
+      this.gone.push(e.detail);
     });
     this.torrent.addEventListener("piece-lost", (e) => {
-      this.lostEvents.push((e as CustomEvent<TorrentEventMap["piece-lost"]>).detail);
+      this.lostEvents.push(e.detail);
     });
   }
 
@@ -377,7 +377,7 @@ Deno.test("a seed that lost a piece downloads it again from another peer and see
     assert.equal(seed.torrent.state, "downloading");
     const verified = new Promise<void>((resolve) => {
       seed.torrent.addEventListener("piece-verified", (e) => {
-        if ((e as CustomEvent<{ piece: number }>).detail.piece === 3) resolve();
+        if (e.detail.piece === 3) resolve();
       });
     });
     seed.torrent.addPeers([`127.0.0.1:${other.port}`]);

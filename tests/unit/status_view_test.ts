@@ -162,6 +162,16 @@ function terminalIO(screen: Screen, rows = 24) {
   };
 }
 
+Deno.test("a paused torrent's line says paused instead of an ETA, and whether it is complete", () => {
+  const paused: TorrentStats = { ...STATS, state: "paused", peers: 0, downloadRate: 0, eta: null };
+  const line = statusLine(paused, { columns: 200, seeding: true });
+  assert.match(line, /paused/);
+  assert.doesNotMatch(line, /ETA|complete|seeding/);
+  const done: TorrentStats = { ...paused, percent: 100, done: true, eta: 0 };
+  assert.match(statusLine(done, { columns: 200, seeding: true }), /paused, complete/);
+  assert.match(statusLine(paused, { columns: 40 }), /paused/);
+});
+
 Deno.test("ProgressLine redraws in place: no wrap, no debris of a longer line, no added lines", async () => {
   const screen = new Screen(40);
   const { io, tick } = terminalIO(screen);

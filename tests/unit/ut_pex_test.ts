@@ -477,7 +477,7 @@ Deno.test("a torrent drops a peer whose PEX message is over the cap, and goes on
     const torrent: Torrent = await session.add(meta, { peers: [fake.address] });
     const gone = new Promise<string>((resolve) =>
       torrent.addEventListener("peer-disconnected", (e) => {
-        const detail = (e as CustomEvent<{ address: string; reason?: string }>).detail;
+        const detail = e.detail;
         if (detail.address === fake.address) resolve(detail.reason ?? "");
       })
     );
