@@ -45,8 +45,6 @@ export type { DhtRateLimits } from "./lib/dht/rpc.ts";
 export type { UdpCallOptions, UdpTrackerClient, UdpTrackerClientOptions } from "./lib/tracker/udp_tracker.ts";
 export type { AnnounceEvent, AnnounceRequest, AnnounceResponse, ScrapeEntry } from "./lib/tracker/types.ts";
 export type { TokenBucket, TokenBucketOptions } from "./lib/peer/rate_limiter.ts";
-export type { HandshakenPeer } from "./lib/peer/handshake_read.ts";
-export type { Handshake } from "./lib/wire/handshake.ts";
 
 // The plugin contracts (piece selection, encryption, storage, transport, logging, extensions).
 export * from "./lib/types.ts";

@@ -47,14 +47,14 @@ Deno.test("typed listeners get each event's detail, a progress with percent 100 
     const { meta, data } = await seedFile(dir, 1024 * 1024 + 77);
     await using seeder = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
     });
     await seeder.add(meta);
     await using leecher = new Session({
       downloadDir: join(dir, "leech"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
     });
@@ -103,7 +103,7 @@ Deno.test("a torrent that starts complete sends a progress with percent 100 befo
     const { meta } = await seedFile(dir, 200_000);
     await using session = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
     });
@@ -129,7 +129,7 @@ Deno.test("accepts, handshake and attach are not on Torrent's public surface; th
     const { meta } = await seedFile(dir, 100_000);
     await using session = new Session({
       downloadDir: join(dir, "seed"),
-      hostname: "127.0.0.1",
+      bind: "127.0.0.1",
       trackers: false,
       lsd: false,
     });
