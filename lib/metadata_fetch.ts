@@ -22,21 +22,25 @@
  */
 
 import { decode } from "./bencode.ts";
-import { Bitfield } from "./bitfield.ts";
 import { MetainfoError, ProtocolError, ShoalError } from "./errors.ts";
 import { Logger } from "./log.ts";
 import type { MagnetLink } from "./magnet.ts";
 import { MetadataPeer, type PieceEvidence } from "./peer/metadata_peer.ts";
 import type { HandshakenPeer } from "./peer/handshake_read.ts";
-import { equalBytes, toHex } from "./net/bytes.ts";
-import { METADATA_PIECE_SIZE, metadataPieceCount, metadataPieceLength } from "./peer/ut_metadata.ts";
-import { sha1 } from "./storage/verify.ts";
+import { toHex } from "./net/bytes.ts";
+import { METADATA_PIECE_SIZE } from "./peer/ut_metadata.ts";
 import { Announcer } from "./tracker/announcer.ts";
 import type { UdpTrackerClient } from "./tracker/udp_tracker.ts";
 import type { Encryption, Transport } from "./types.ts";
 import { reservedBits } from "./wire/handshake.ts";
 import { Swarm } from "./swarm/swarm.ts";
 import { METADATA_SWARM } from "./swarm/constants.ts";
+import { MetadataAssembler } from "./metadata_assembly.ts";
+import { type MetadataFetchStatus, metadataTimeoutError } from "./metadata_status.ts";
+import { type MetadataSource, rankSources } from "./metadata_sources.ts";
+
+export { type MetadataFetchStatus, metadataTimeoutError, NO_METADATA_STATUS } from "./metadata_status.ts";
+export type { MetadataSource } from "./metadata_sources.ts";
 
 /** Options for {@linkcode fetchMetadata} and {@linkcode MetadataFetcher}. */
 export interface FetchMetadataOptions {
@@ -81,69 +85,6 @@ export interface FetchMetadataOptions {
   onStatus?: (status: MetadataFetchStatus) => void;
 }
 
-/** Where a metadata fetch stands (see {@linkcode MetadataFetcher.status}). */
-export interface MetadataFetchStatus {
-  /** Peer addresses heard of and not given up on (the link's, given ones, from trackers, the DHT). */
-  readonly known: number;
-  /** Distinct peers dialled so far. */
-  readonly tried: number;
-  /** Distinct peers that completed a BitTorrent handshake so far. */
-  readonly connected: number;
-  /** Peers connected now. */
-  readonly active: number;
-  /** Peers connected now that offer the metadata (sent its size). */
-  readonly offering: number;
-  /** Metadata pieces received of the assembly in progress. */
-  readonly piecesReceived: number;
-  /** Metadata pieces in all (0 until a peer tells the size). */
-  readonly pieceCount: number;
-}
-
-/** The state of a fetch that has not started: nothing tried. */
-export const NO_METADATA_STATUS: MetadataFetchStatus = Object.freeze({
-  known: 0,
-  tried: 0,
-  connected: 0,
-  active: 0,
-  offering: 0,
-  piecesReceived: 0,
-  pieceCount: 0,
-});
-
-/**
- * The error of a metadata fetch that ran out of time: code `METADATA_TIMEOUT`, with what the
- * fetch had achieved in the message ("No metadata after 30 s: tried 4 peers, 1 connected,
- * none offered it").
- *
- * @example
- * ```ts
- * import { metadataTimeoutError, NO_METADATA_STATUS } from "./metadata_fetch.ts";
- * console.log(metadataTimeoutError(30_000, NO_METADATA_STATUS).message);
- * // "No metadata after 30 s: tried 0 peers, 0 connected, none offered it"
- * ```
- *
- * @param timeoutMs How long the fetch ran.
- * @param status Its state when it gave up.
- * @returns The error to reject with.
- */
-export function metadataTimeoutError(timeoutMs: number, status: MetadataFetchStatus): ShoalError {
-  const seconds = Math.round(timeoutMs / 100) / 10;
-  const offered = status.offering === 0 ? "none offered it" : `${status.offering} offered it`;
-  return new ShoalError(
-    "METADATA_TIMEOUT",
-    `No metadata after ${seconds} s: tried ${status.tried} ${status.tried === 1 ? "peer" : "peers"}, ` +
-      `${status.connected} connected, ${offered}`,
-  );
-}
-
-/** A peer met during the fetch, with what it said about its pieces (already checked). */
-export interface MetadataSource {
-  /** "host:port". */
-  readonly address: string;
-  /** Pieces it announced before the metadata arrived ("all" for a seed), or null if it said nothing. */
-  readonly pieces: number | "all" | null;
-}
-
 /** The result of a metadata fetch. */
 export interface FetchedMetadata {
   /** The raw info dictionary; its SHA-1 is the info-hash. */
@@ -156,18 +97,6 @@ export interface FetchedMetadata {
   readonly peers: readonly MetadataSource[];
 }
 
-interface Assembly {
-  readonly size: number;
-  readonly count: number;
-  readonly buffer: Uint8Array;
-  readonly received: Uint8Array;
-  receivedCount: number;
-  /** Sender of each piece. */
-  readonly from: string[];
-}
-
-/** Most requests in flight to one peer. */
-const PER_PEER_REQUESTS = 2;
 /** Refused pieces after which a peer is no use to the fetch. */
 const MAX_REJECTS = 3;
 /** Requests timed out after which a peer is dropped. */
@@ -229,13 +158,7 @@ export class MetadataFetcher {
   readonly #abort = new AbortController();
   readonly #trackerTiers: string[][];
   #announcer: Announcer | null = null;
-  #assembly: Assembly | null = null;
-  /** After a failed hash with several senders: one peer sends everything. */
-  #singleMode = false;
-  #single: string | null = null;
-  readonly #triedSingle = new Set<string>();
-  /** Pieces of failed assemblies, by sender, to find liars once the metadata is verified. */
-  readonly #suspects: { size: number; piece: number; peer: string; data: Uint8Array }[] = [];
+  readonly #assembler: MetadataAssembler;
   #timer: ReturnType<typeof setInterval> | undefined;
   #deadline: ReturnType<typeof setTimeout> | undefined;
   #done = false;
@@ -262,6 +185,15 @@ export class MetadataFetcher {
       ...link.trackers.map((t) => [t]),
       ...(options.trackers?.extraTiers ?? []).map((t) => [...t]),
     ];
+    this.#assembler = new MetadataAssembler({
+      infoHash: this.#infoHash,
+      logger: this.#log,
+      usable: () => this.#usable(),
+      peer: (address) => this.#peers.get(address),
+      ban: (address, reason) => this.#ban(address, reason),
+      verified: (infoBytes) => this.#succeed(infoBytes),
+      finished: () => this.#done,
+    });
     this.#swarm = new Swarm({
       policy: { ...METADATA_SWARM, maxConnections: options.maxConnections ?? METADATA_SWARM.maxConnections },
       peerId: options.peerId,
@@ -321,15 +253,14 @@ export class MetadataFetcher {
    * @returns A snapshot.
    */
   status(): MetadataFetchStatus {
-    const a = this.#assembly;
     return {
       known: this.#swarm.candidates.size,
       tried: this.#swarm.tried,
       connected: this.#swarm.handshaken,
       active: this.#peers.size,
       offering: this.#usable().length,
-      piecesReceived: a?.receivedCount ?? 0,
-      pieceCount: a?.count ?? 0,
+      piecesReceived: this.#assembler.piecesReceived,
+      pieceCount: this.#assembler.pieceCount,
     };
   }
 
@@ -382,11 +313,11 @@ export class MetadataFetcher {
       }
     }
     // Pieces every peer refused and nobody is fetching: ask again (refusals are often "busy").
-    if (this.#assembly !== null && this.#usable().every((p) => p.requests.size === 0)) {
+    if (this.#assembler.started && this.#usable().every((p) => p.requests.size === 0)) {
       for (const peer of this.#peers.values()) peer.rejected.clear();
     }
     this.#swarm.connectMore();
-    this.#schedule();
+    this.#assembler.schedule();
     if (!this.#done) this.#options.onStatus?.(this.status());
   }
 
@@ -394,7 +325,7 @@ export class MetadataFetcher {
   #startPeer(address: string, handshaken: HandshakenPeer): void {
     const peer = new MetadataPeer(address, handshaken, {
       ready: (p) => this.#onReady(p),
-      data: (p, piece, data) => this.#onData(p, piece, data),
+      data: (p, piece, data) => this.#assembler.received(p, piece, data),
       reject: (p, piece) => this.#onReject(p, piece),
       closed: (p, error) => this.#onClosed(p, error),
     }, {
@@ -408,7 +339,7 @@ export class MetadataFetcher {
 
   #onReady(peer: MetadataPeer): void {
     this.#log.debug("metadata", "Peer offers metadata", { peer: peer.address, size: peer.metadataSize! });
-    this.#schedule();
+    this.#assembler.schedule();
   }
 
   #onReject(peer: MetadataPeer, piece: number): void {
@@ -416,11 +347,11 @@ export class MetadataFetcher {
     const rejects = (this.#rejects.get(peer.address) ?? 0) + 1;
     this.#rejects.set(peer.address, rejects);
     // In single-peer mode the peer must send every piece: one refusal and the next peer is tried.
-    if (rejects >= MAX_REJECTS || (this.#singleMode && this.#single === peer.address)) {
+    if (rejects >= MAX_REJECTS || this.#assembler.isSingleSource(peer.address)) {
       peer.close(new ShoalError("REJECTED", `Peer refused ${rejects} metadata requests`));
       return;
     }
-    this.#schedule();
+    this.#assembler.schedule();
   }
 
   #onClosed(peer: MetadataPeer, error: Error | undefined): void {
@@ -437,8 +368,8 @@ export class MetadataFetcher {
       if (faulty) this.#faulty.add(peer.address);
       const useless = error instanceof ShoalError && error.code === "NO_METADATA";
       this.#swarm.closed(peer.address, faulty || useless);
-      if (this.#single === peer.address) this.#single = null;
-      this.#schedule();
+      this.#assembler.peerClosed(peer.address);
+      this.#assembler.schedule();
       this.#swarm.connectMore();
     } else this.#swarm.closed(peer.address);
   }
@@ -453,101 +384,6 @@ export class MetadataFetcher {
     return [...this.#peers.values()].filter((p) =>
       !p.closed && p.metadataSize !== undefined && !this.#swarm.isBanned(p.address)
     );
-  }
-
-  #schedule(): void {
-    if (this.#done) return;
-    const usable = this.#usable();
-    if (this.#assembly === null) {
-      if (usable.length === 0) return;
-      // The size most peers claim first (liars rarely agree with each other).
-      const votes = new Map<number, number>();
-      for (const p of usable) votes.set(p.metadataSize!, (votes.get(p.metadataSize!) ?? 0) + 1);
-      const size = [...votes].sort((a, b) => b[1] - a[1])[0]![0];
-      const count = metadataPieceCount(size);
-      this.#assembly = {
-        size,
-        count,
-        buffer: new Uint8Array(size),
-        received: new Uint8Array(count),
-        receivedCount: 0,
-        from: new Array(count).fill(""),
-      };
-      this.#log.debug("metadata", "Assembling metadata", { size, pieces: count });
-    }
-    const a = this.#assembly;
-    const sized = usable.filter((p) => p.metadataSize === a.size);
-    if (sized.length === 0) {
-      // Nobody left who claims this size: start over with what the others claim.
-      if (usable.length > 0) {
-        this.#assembly = null;
-        this.#schedule();
-      }
-      return;
-    }
-    if (this.#singleMode) {
-      if (this.#single === null || !sized.some((p) => p.address === this.#single)) {
-        const next = sized.find((p) => !this.#triedSingle.has(p.address)) ?? sized[0]!;
-        this.#single = next.address;
-        this.#triedSingle.add(next.address);
-        this.#reset(a);
-        this.#log.info("metadata", "Fetching all metadata from one peer", { peer: next.address });
-      }
-      this.#fill(this.#peers.get(this.#single)!, a, []);
-      return;
-    }
-    for (const peer of sized) this.#fill(peer, a, sized);
-  }
-
-  /** Requests pieces of `a` from `peer`, up to its share; `others` are checked for duplicates. */
-  #fill(peer: MetadataPeer, a: Assembly, others: readonly MetadataPeer[]): void {
-    for (let piece = 0; piece < a.count && peer.requests.size < PER_PEER_REQUESTS; piece++) {
-      if (a.received[piece] || peer.requests.has(piece) || peer.rejected.has(piece)) continue;
-      if (others.some((o) => o !== peer && o.requests.has(piece))) continue;
-      peer.request(piece);
-    }
-  }
-
-  #reset(a: Assembly): void {
-    a.received.fill(0);
-    a.receivedCount = 0;
-    a.from.fill("");
-  }
-
-  #onData(peer: MetadataPeer, piece: number, data: Uint8Array): void {
-    const a = this.#assembly;
-    if (a === null || peer.metadataSize !== a.size || a.received[piece]) return;
-    if (this.#singleMode && peer.address !== this.#single) return;
-    a.buffer.set(data, piece * METADATA_PIECE_SIZE);
-    a.received[piece] = 1;
-    a.receivedCount++;
-    a.from[piece] = peer.address;
-    if (a.receivedCount < a.count) {
-      this.#schedule();
-      return;
-    }
-    if (equalBytes(sha1(a.buffer), this.#infoHash)) {
-      this.#succeed(a.buffer);
-      return;
-    }
-    const senders = [...new Set(a.from)];
-    this.#log.warn("metadata", "Metadata does not match the info-hash", { peers: senders.join(",") });
-    if (senders.length === 1) {
-      this.#ban(senders[0]!, "sent metadata that does not match the info-hash");
-    } else {
-      // Keep the pieces of the first failed assembly (one metadata's worth) to find liars later.
-      if (this.#suspects.length === 0) {
-        for (let p = 0; p < a.count; p++) {
-          const begin = p * METADATA_PIECE_SIZE;
-          const data = a.buffer.slice(begin, begin + metadataPieceLength(a.size, p));
-          this.#suspects.push({ size: a.size, piece: p, peer: a.from[p]!, data });
-        }
-      }
-      this.#singleMode = true;
-      this.#single = null;
-    }
-    this.#reset(a);
-    this.#schedule();
   }
 
   #succeed(infoBytes: Uint8Array): void {
@@ -567,17 +403,7 @@ export class MetadataFetcher {
       );
       return;
     }
-    // Smart ban: pieces sent before that differ from the verified metadata name their senders.
-    for (const s of this.#suspects) {
-      if (s.size !== infoBytes.length) {
-        this.#ban(s.peer, "claimed a metadata_size that was not the real one");
-        continue;
-      }
-      const begin = s.piece * METADATA_PIECE_SIZE;
-      if (!equalBytes(s.data, infoBytes.subarray(begin, begin + s.data.length))) {
-        this.#ban(s.peer, `sent a corrupt metadata piece ${s.piece}`);
-      }
-    }
+    this.#assembler.banLiars(infoBytes);
     this.#log.info("metadata", "Metadata verified", { size: infoBytes.length, pieces: pieceCount });
     const peers = this.#rankPeers(pieceCount);
     this.#done = true;
@@ -587,43 +413,12 @@ export class MetadataFetcher {
   /** Peers met (checked against the piece count) first, seeds first; then the others heard of. */
   #rankPeers(pieceCount: number): MetadataSource[] {
     for (const peer of this.#peers.values()) this.#evidence.set(peer.address, peer.evidence);
-    const met: MetadataSource[] = [];
-    const leftOut = new Set(this.#faulty);
-    for (const [address, e] of this.#evidence) {
-      if (leftOut.has(address) || this.#swarm.isBanned(address)) continue;
-      let pieces: number | "all" | null = e.all ? "all" : null;
-      if (e.bitfield !== null) {
-        let bits: Bitfield;
-        try {
-          bits = Bitfield.fromWire(e.bitfield, pieceCount);
-        } catch (error) {
-          this.#log.info("metadata", `Left out a peer: ${(error as Error).message}`, { peer: address });
-          leftOut.add(address);
-          continue;
-        }
-        pieces = bits.isComplete() ? "all" : bits.count();
-      }
-      if (e.haves.some((i) => i >= pieceCount)) {
-        this.#log.info("metadata", "Left out a peer: it announced a piece the torrent does not have", {
-          peer: address,
-        });
-        leftOut.add(address);
-        continue;
-      }
-      if (e.haves.length > 0 && pieces !== "all") {
-        pieces = Math.min(pieceCount, (pieces ?? 0) + e.haves.length);
-      }
-      met.push({ address, pieces });
-    }
-    const rank = (s: MetadataSource) => (s.pieces === "all" ? Infinity : s.pieces ?? -1);
-    met.sort((a, b) => rank(b) - rank(a));
-    const seen = new Set(met.map((s) => s.address));
-    for (const address of this.#swarm.candidates.addresses()) {
-      if (!seen.has(address) && !leftOut.has(address) && !this.#swarm.isBanned(address)) {
-        met.push({ address, pieces: null });
-      }
-    }
-    return met;
+    return rankSources(this.#evidence, pieceCount, {
+      leftOut: new Set(this.#faulty),
+      isBanned: (address) => this.#swarm.isBanned(address),
+      candidates: this.#swarm.candidates.addresses(),
+      logger: this.#log,
+    });
   }
 
   #fail(error: Error): void {

@@ -79,7 +79,10 @@ export interface SelectionView {
   random(): number;
 }
 
-/** What a {@linkcode PieceSelector} may see of one peer. */
+/**
+ * What a {@linkcode PieceSelector} may see of one peer. The core hands selectors a frozen
+ * object that reads the live peer, never the connection itself.
+ */
 export interface PeerView {
   /** A stable identifier for the peer during this session (e.g. "127.0.0.1:6881"). */
   readonly id: string;

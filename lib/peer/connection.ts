@@ -7,72 +7,22 @@
  */
 
 import { Bitfield } from "../bitfield.ts";
-import { PieceUnavailableError, ProtocolError } from "../errors.ts";
+import { ProtocolError } from "../errors.ts";
 import type { Duplex } from "../types.ts";
 import { DEFAULT_MAX_MESSAGE_LENGTH, FrameParser } from "../wire/framing.ts";
-import { encodedLength, encodeMessageInto, type Message } from "../wire/messages.ts";
+import type { Message } from "../wire/messages.ts";
 import { BLOCK_SIZE, type BlockRef, type PickerPeer } from "./piece_picker.ts";
 import { RateMeter } from "./rate.ts";
 import type { RateLimiter } from "./rate_limiter.ts";
 import { ExtensionProtocol, type ExtensionProtocolOptions } from "./extension_protocol.ts";
 import { hostOf } from "../net/address.ts";
+import { byobReader } from "../net/byob_reader.ts";
+import { MessageWriter } from "./message_writer.ts";
+import type { AvailabilityChange, PeerHost } from "./peer_host.ts";
+import { UploadQueue } from "./upload_queue.ts";
 
-/** Largest block a peer may request from us (libtorrent and Transmission ask for 16 KiB). */
-export const MAX_REQUEST_LENGTH = 128 * 1024;
-/** Most requests from one peer we queue before rejecting. */
-export const MAX_INCOMING_REQUESTS = 1000;
-/** Invalid requests (past the end, too long, for missing pieces, over the queue cap) tolerated before dropping the peer. */
-export const MAX_BAD_REQUESTS = 100;
-
-/** What changed in a peer's pieces, for {@linkcode PeerHost.availabilityChanged}. */
-export interface AvailabilityChange {
-  /** The peer has every piece now. */
-  all?: boolean;
-  /** The peer's pieces now (when not all). */
-  bits?: Bitfield;
-  /** The peer announced one more piece (`have`). */
-  piece?: number;
-  /**
-   * What the peer had announced before, when a later bitfield, have_all or have_none replaces it:
-   * forget it from availability before counting the new announcement.
-   */
-  replaced?: { all: boolean; bits: Bitfield };
-}
-
-/** What a connection asks of its torrent. Implemented by the swarm. */
-export interface PeerHost {
-  /** Number of pieces in the torrent. */
-  readonly pieceCount: number;
-  /** Our verified pieces. */
-  readonly have: Bitfield;
-  /** Length of a piece. */
-  pieceSize(piece: number): number;
-  /** True when we lack some piece this peer has (or might have, for seeds). */
-  isInteresting(peer: PeerConnection): boolean;
-  /** Picks blocks to request from this peer and marks them requested. */
-  pick(peer: PeerConnection, max: number): BlockRef[];
-  /** Gives a requested block back (choke, reject, time-out, close). */
-  release(peer: PeerConnection, block: BlockRef): void;
-  /** A block arrived. `requested` is false for blocks we had cancelled or released. */
-  block(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void;
-  /** The peer announced its pieces (bitfield, have_all or have_none), or sent a first `have`. */
-  availabilityChanged(peer: PeerConnection, change: AvailabilityChange): void;
-  /** Reads a block to serve an upload request. */
-  readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
-  /** Starts reading a piece that requests were queued for, ahead of serving it. */
-  prefetch?(piece: number): void;
-  /**
-   * True for a piece we announced but no longer have (it changed or vanished on disk): a request
-   * for it is refused without counting against the peer.
-   */
-  lost?(piece: number): boolean;
-  /** The peer became interested or not (the choker may act). */
-  interestChanged(peer: PeerConnection): void;
-  /** The connection closed; `error` says why when it was not a clean close. */
-  closed(peer: PeerConnection, error: Error | undefined): void;
-  /** The clock. */
-  now(): number;
-}
+export type { AvailabilityChange, PeerHost } from "./peer_host.ts";
+export { MAX_BAD_REQUESTS, MAX_INCOMING_REQUESTS, MAX_REQUEST_LENGTH } from "./upload_queue.ts";
 
 /** Options for {@linkcode PeerConnection}. */
 export interface PeerConnectionOptions {
@@ -105,21 +55,6 @@ export interface PeerConnectionOptions {
 }
 
 const READ_BUFFER_SIZE = 256 * 1024;
-/** Largest send buffer a connection keeps for reuse. */
-const MAX_REUSED_SEND_BUFFER = 2 * 1024 * 1024;
-
-/**
- * A BYOB reader for the stream when it is a byte stream (Deno's TCP connections are), or
- * null when it is not (a stream made by an encryption layer, say).
- */
-export function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | null {
-  try {
-    return stream.getReader({ mode: "byob" });
-  } catch (error) {
-    if (error instanceof TypeError) return null; // not a byte stream: the caller reads chunks instead
-    throw error;
-  }
-}
 
 const key = (piece: number, begin: number): number => piece * 65536 + begin / BLOCK_SIZE;
 
@@ -171,10 +106,7 @@ export class PeerConnection implements PickerPeer {
   readonly #outstanding = new Map<number, BlockRef>();
   /** Blocks we gave up on from this peer: arrivals are tolerated, not treated as hostile. */
   #released = new Set<number>();
-  readonly #incoming: BlockRef[] = [];
-  #uploading = false;
-  #badRequests = 0;
-  #overflowRequests = 0;
+  readonly #uploads: UploadQueue;
   /** When the peer connected (ms). */
   readonly connectedAt: number;
   /** When our current unchoke of the peer began (ms), or undefined while we choke it. */
@@ -182,15 +114,10 @@ export class PeerConnection implements PickerPeer {
   /** When we last unchoked the peer (ms), or undefined if never. */
   lastUnchokedAt: number | undefined;
   #lastReceived: number;
-  #lastSent: number;
   #lastBlock: number;
   #snubbed = false;
   #resolveFinished!: () => void;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #outQueue: Message[] = [];
-  #outBytes = 0;
-  #sendBuffer: Uint8Array = new Uint8Array(0);
-  #flushing: Promise<void> | null = null;
+  readonly #out: MessageWriter;
   #reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
   /** BEP 10 state, when both sides support it. */
   readonly #ext: ExtensionProtocol | null;
@@ -215,13 +142,14 @@ export class PeerConnection implements PickerPeer {
     const now = host.now();
     this.connectedAt = now;
     this.#lastReceived = now;
-    this.#lastSent = now;
     this.#lastBlock = now;
-    this.#writer = duplex.writable.getWriter();
+    this.#out = new MessageWriter(duplex, { now: () => host.now(), onError: (error) => this.close(error) });
+    const signal = this.#abort.signal;
+    this.#uploads = new UploadQueue(this, host, this.#out, { uploadLimiter: options.uploadLimiter, signal });
     this.#ext = options.extensions && options.extensionProtocol
       ? new ExtensionProtocol({
         id: options.id,
-        sendExtended: (id, payload) => this.#send({ type: "extended", id, payload }),
+        sendExtended: (id, payload) => this.#out.send({ type: "extended", id, payload }),
         close: (error) => this.close(error),
       }, options.extensionProtocol)
       : null;
@@ -250,7 +178,7 @@ export class PeerConnection implements PickerPeer {
 
   /** Requests from the peer waiting to be served. */
   get queuedUploads(): number {
-    return this.#incoming.length;
+    return this.#uploads.length;
   }
 
   /** True when the peer stopped sending data while requests were pending. */
@@ -282,11 +210,11 @@ export class PeerConnection implements PickerPeer {
   start(): void {
     const have = this.#host.have;
     const count = have.count();
-    if (this.fast && count === 0) this.#send({ type: "have_none" });
-    else if (this.fast && have.isComplete()) this.#send({ type: "have_all" });
-    else if (count > 0) this.#send({ type: "bitfield", bits: have.toBytes() });
+    if (this.fast && count === 0) this.#out.send({ type: "have_none" });
+    else if (this.fast && have.isComplete()) this.#out.send({ type: "have_all" });
+    else if (count > 0) this.#out.send({ type: "bitfield", bits: have.toBytes() });
     this.#ext?.sendHandshake(hostOf(this.id));
-    if (this.#options.dhtPort) this.#send({ type: "port", port: this.#options.dhtPort });
+    if (this.#options.dhtPort) this.#out.send({ type: "port", port: this.#options.dhtPort });
     this.#readLoop().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
   }
 
@@ -374,15 +302,11 @@ export class PeerConnection implements PickerPeer {
         this.#host.interestChanged(this);
         return;
       case "request":
-        this.#onRequest(m);
+        this.#uploads.request(m);
         return;
-      case "cancel": {
-        const i = this.#incoming.findIndex((r) =>
-          r.piece === m.piece && r.begin === m.begin && r.length === m.length
-        );
-        if (i >= 0) this.#incoming.splice(i, 1);
+      case "cancel":
+        this.#uploads.cancel(m.piece, m.begin, m.length);
         return;
-      }
       case "piece":
         this.#onPiece(m.piece, m.begin, m.data);
         return;
@@ -432,48 +356,6 @@ export class PeerConnection implements PickerPeer {
     this.#updateInterest();
   }
 
-  #onRequest(m: { piece: number; begin: number; length: number }): void {
-    const size = m.piece < this.#host.pieceCount ? this.#host.pieceSize(m.piece) : 0;
-    let problem: string | undefined;
-    if (m.piece >= this.#host.pieceCount) problem = `piece ${m.piece} does not exist`;
-    else if (m.length <= 0 || m.length > MAX_REQUEST_LENGTH) {
-      problem = `length ${m.length} is not in 1..131072`;
-    } else if (m.begin + m.length > size) problem = `offset ${m.begin} + ${m.length} is past the piece's end`;
-    else if (!this.#host.have.get(m.piece)) {
-      if (this.#host.lost?.(m.piece)) {
-        // We announced it, then lost it on disk: refuse the request; the peer did nothing wrong.
-        if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
-        return;
-      }
-      problem = `we do not have piece ${m.piece}`;
-    } else if (this.#incoming.length >= MAX_INCOMING_REQUESTS) {
-      // Over the queue cap: refused. Clients that pipeline hard (libtorrent can keep 1500 requests out)
-      // overshoot now and then, so this drops only a peer that floods far beyond the cap.
-      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
-      if (++this.#overflowRequests > MAX_INCOMING_REQUESTS) {
-        throw new ProtocolError(
-          `Peer kept requesting with more than ${MAX_INCOMING_REQUESTS} requests queued (${this.#overflowRequests} refused)`,
-        );
-      }
-      return;
-    }
-    if (problem !== undefined) {
-      // Refuse; a peer that keeps asking for what it cannot have is dropped.
-      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
-      if (++this.#badRequests > MAX_BAD_REQUESTS) {
-        throw new ProtocolError(`Peer sent ${this.#badRequests} invalid requests; the last: ${problem}`);
-      }
-      return;
-    }
-    if (this.amChoking) {
-      // A request that crossed our choke on the wire is normal: refuse it quietly.
-      if (this.fast) this.#send({ type: "reject", piece: m.piece, begin: m.begin, length: m.length });
-      return;
-    }
-    this.#incoming.push({ piece: m.piece, begin: m.begin, length: m.length });
-    this.#pumpUploads();
-  }
-
   #onPiece(piece: number, begin: number, data: Uint8Array): void {
     const k = key(piece, begin);
     const block = this.#outstanding.get(k);
@@ -514,7 +396,7 @@ export class PeerConnection implements PickerPeer {
     if (this.#outstanding.size === 0) this.#lastBlock = this.#host.now();
     for (const b of blocks) {
       this.#outstanding.set(key(b.piece, b.begin), b);
-      this.#send({ type: "request", piece: b.piece, begin: b.begin, length: b.length });
+      this.#out.send({ type: "request", piece: b.piece, begin: b.begin, length: b.length });
     }
   }
 
@@ -530,7 +412,7 @@ export class PeerConnection implements PickerPeer {
     if (block === undefined) return;
     this.#outstanding.delete(k);
     this.#released.add(k);
-    this.#send({ type: "cancel", piece, begin, length: block.length });
+    this.#out.send({ type: "cancel", piece, begin, length: block.length });
   }
 
   #releaseAll(): void {
@@ -546,7 +428,7 @@ export class PeerConnection implements PickerPeer {
     const interested = this.#host.isInteresting(this);
     if (interested !== this.amInterested) {
       this.amInterested = interested;
-      this.#send({ type: interested ? "interested" : "not_interested" });
+      this.#out.send({ type: interested ? "interested" : "not_interested" });
     }
     if (fill) this.fill();
   }
@@ -562,7 +444,7 @@ export class PeerConnection implements PickerPeer {
    * @param piece Piece index.
    */
   sendHave(piece: number): void {
-    if (!this.#closed) this.#send({ type: "have", piece });
+    if (!this.#closed) this.#out.send({ type: "have", piece });
   }
 
   /**
@@ -575,72 +457,8 @@ export class PeerConnection implements PickerPeer {
     this.amChoking = choke;
     if (choke) this.unchokedAt = undefined;
     else this.unchokedAt = this.lastUnchokedAt = this.#host.now();
-    this.#send({ type: choke ? "choke" : "unchoke" });
-    if (choke) {
-      if (this.fast) {
-        for (const r of this.#incoming) {
-          this.#send({ type: "reject", piece: r.piece, begin: r.begin, length: r.length });
-        }
-      }
-      this.#incoming.length = 0;
-    }
-  }
-
-  /** Asks the host to start reading the next two pieces in the queue, so disk and network overlap. */
-  #readAhead(current: number): void {
-    const prefetch = this.#host.prefetch;
-    if (prefetch === undefined) return;
-    let last = current;
-    let started = 0;
-    for (const r of this.#incoming) {
-      if (r.piece === last) continue;
-      last = r.piece;
-      prefetch.call(this.#host, r.piece);
-      if (++started === 2) break;
-    }
-  }
-
-  /** Refuses a request and every other queued one for its piece (reject_request with Fast, else dropped). */
-  #refuseQueued(r: BlockRef): void {
-    const refused = [r];
-    for (let i = this.#incoming.length - 1; i >= 0; i--) {
-      if (this.#incoming[i]!.piece === r.piece) refused.push(...this.#incoming.splice(i, 1));
-    }
-    if (!this.fast || this.#closed) return;
-    for (const q of refused) this.#send({ type: "reject", piece: q.piece, begin: q.begin, length: q.length });
-  }
-
-  #pumpUploads(): void {
-    if (this.#uploading) return;
-    this.#uploading = true;
-    (async () => {
-      try {
-        while (!this.#closed && !this.amChoking && this.#incoming.length > 0) {
-          const r = this.#incoming.shift()!;
-          this.#readAhead(r.piece);
-          if (this.#options.uploadLimiter) {
-            await this.#options.uploadLimiter.take(r.length, this.#abort.signal);
-            if (this.#closed || this.amChoking) break;
-          }
-          let data: Uint8Array;
-          try {
-            data = await this.#host.readBlock(r.piece, r.begin, r.length);
-          } catch (error) {
-            if (!(error instanceof PieceUnavailableError)) throw error;
-            // The piece changed or vanished on disk (the host logged it): refuse what is queued for
-            // it and go on serving the rest; the peer asked for a piece we had announced.
-            this.#refuseQueued(r);
-            continue;
-          }
-          if (this.#closed || this.amChoking) break;
-          this.#send({ type: "piece", piece: r.piece, begin: r.begin, data });
-          this.up.add(data.length, this.#host.now());
-          if (this.#outBytes > 1024 * 1024) await this.#flushing;
-        }
-      } finally {
-        this.#uploading = false;
-      }
-    })().catch((error) => this.close(error instanceof Error ? error : new Error(String(error))));
+    this.#out.send({ type: choke ? "choke" : "unchoke" });
+    if (choke) this.#uploads.refuseAll();
   }
 
   /**
@@ -654,7 +472,7 @@ export class PeerConnection implements PickerPeer {
       this.close(new ProtocolError("Peer timed out: nothing received for 150 s"));
       return;
     }
-    if (now - this.#lastSent > 60_000) this.#send({ type: "keepalive" });
+    if (now - this.#out.lastSent > 60_000) this.#out.send({ type: "keepalive" });
     if (this.#outstanding.size > 0 && now - this.#lastBlock > 20_000 && !this.#snubbed) {
       this.#snubbed = true;
       this.#releaseAll();
@@ -674,63 +492,6 @@ export class PeerConnection implements PickerPeer {
     this.fill();
   }
 
-  #send(m: Message): void {
-    if (this.#closed) return;
-    this.#outQueue.push(m);
-    this.#outBytes += encodedLength(m);
-    this.#lastSent = this.#host.now();
-    if (this.#flushing === null) this.#flushing = this.#flush();
-  }
-
-  /** Closes the socket, after writing what is queued (e.g. rejects) when that is quick. */
-  #closeSocket(): void {
-    if (this.#outQueue.length === 0 || this.#flushing !== null) {
-      this.#duplex.close();
-      return;
-    }
-    const buf = new Uint8Array(this.#outBytes);
-    let at = 0;
-    for (const m of this.#outQueue) at += encodeMessageInto(m, buf, at);
-    this.#outQueue = [];
-    this.#outBytes = 0;
-    const timer = setTimeout(() => this.#duplex.close(), 1000);
-    Deno.unrefTimer(timer);
-    this.#writer.write(buf).catch(
-      () => {/* the peer is being dropped: a failed last write changes nothing */},
-    )
-      .finally(() => {
-        clearTimeout(timer);
-        this.#duplex.close();
-      });
-  }
-
-  async #flush(): Promise<void> {
-    try {
-      await Promise.resolve(); // gather messages sent in the same turn
-      while (this.#outQueue.length > 0 && !this.#closed) {
-        const queue = this.#outQueue;
-        const size = this.#outBytes;
-        this.#outQueue = [];
-        this.#outBytes = 0;
-        // On a plain TCP connection one send buffer is reused (a write resolves once sent);
-        // otherwise each flush gets a fresh one, since the stream may hold on to it.
-        const reuse = this.#duplex.reusableWrites === true && size <= MAX_REUSED_SEND_BUFFER;
-        if (reuse && this.#sendBuffer.length < size) {
-          this.#sendBuffer = new Uint8Array(Math.min(MAX_REUSED_SEND_BUFFER, Math.max(size, 64 * 1024)));
-        }
-        const buf = reuse ? this.#sendBuffer.subarray(0, size) : new Uint8Array(size);
-        let at = 0;
-        for (const m of queue) at += encodeMessageInto(m, buf, at);
-        await this.#writer.ready;
-        await this.#writer.write(buf);
-      }
-    } catch (error) {
-      this.close(error instanceof Error ? error : new Error(String(error)));
-    } finally {
-      this.#flushing = null;
-    }
-  }
-
   /**
    * Closes the connection (idempotent). Requests in flight are given back to the picker.
    *
@@ -740,11 +501,12 @@ export class PeerConnection implements PickerPeer {
     if (this.#closed) return;
     this.#releaseAll();
     this.#closed = true;
+    this.#out.stop();
     this.#abort.abort(new ProtocolError("Connection closed"));
     this.#ext?.closed();
-    this.#incoming.length = 0;
+    this.#uploads.clear();
     this.#reader?.cancel().catch(() => {/* the stream is already broken: nothing more to read */});
-    this.#closeSocket();
+    this.#out.closeSocket();
     this.#host.closed(this, error);
     this.#resolveFinished();
   }

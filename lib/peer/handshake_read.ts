@@ -11,7 +11,7 @@ import type { Duplex } from "../types.ts";
 import { abortable } from "../net/abortable.ts";
 import { ByteReader } from "../wire/byte_reader.ts";
 import { decodeHandshake, type Handshake, HANDSHAKE_LENGTH, readHandshake } from "../wire/handshake.ts";
-import { byobReader } from "./connection.ts";
+import { byobReader } from "../net/byob_reader.ts";
 
 /** A connection whose handshakes are done. */
 export interface HandshakenPeer {

@@ -32,6 +32,21 @@ export interface PickerPeer extends PeerView {
   readonly seed: boolean;
 }
 
+/**
+ * A frozen read-only view of a peer, the only one a selector is given: its id, `has` and
+ * `downloadRate` read the live peer, and nothing else of the peer (a connection's `close`,
+ * say) can be reached through it.
+ */
+function readOnlyView(peer: PeerView): PeerView {
+  return Object.freeze({
+    id: peer.id,
+    has: (piece: number) => peer.has(piece),
+    get downloadRate(): number {
+      return peer.downloadRate;
+    },
+  });
+}
+
 /** A piece whose every block has arrived, ready to be hashed and written. */
 export interface CompletedPiece {
   /** Piece index. */
@@ -127,6 +142,8 @@ export class PiecePicker {
   #wantedMissing = 0;
   #highMissing = 0;
   readonly #highView: SelectionView;
+  /** The read-only view of each peer given to the selector: made once per peer, not per pick. */
+  readonly #peerViews = new WeakMap<PickerPeer, PeerView>();
 
   /** @param options Torrent geometry, state and selector. */
   constructor(options: PiecePickerOptions) {
@@ -304,6 +321,11 @@ export class PiecePicker {
 
   /** Starts new pieces the selector picks through `view`, while the buffer budget allows. */
   #startNew(peer: PickerPeer, max: number, out: BlockRef[], view: SelectionView): void {
+    let peerView = this.#peerViews.get(peer);
+    if (peerView === undefined) {
+      peerView = readOnlyView(peer);
+      this.#peerViews.set(peer, peerView);
+    }
     // Pieces being hashed and written hold buffers too: a slow disk slows the network.
     while (out.length < max && this.#partials.size + this.#pending.size < this.#maxBuffers) {
       const blocksPerPiece = Math.ceil(this.#pieceLength / BLOCK_SIZE);
@@ -315,7 +337,7 @@ export class PiecePicker {
       let unusable = 0;
       let picks: Iterable<number>;
       try {
-        picks = this.#selector.select(view, peer, want);
+        picks = this.#selector.select(view, peerView, want);
         for (const i of picks) {
           if (!Number.isInteger(i) || !view.wants(i) || !peer.has(i) || this.#partials.has(i)) {
             this.#onFault?.(

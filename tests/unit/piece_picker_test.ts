@@ -9,7 +9,8 @@ import {
   PiecePicker,
   type PiecePickerOptions,
 } from "../../lib/peer/piece_picker.ts";
-import type { PieceSelector } from "../../lib/types.ts";
+import { PeerConnection, type PeerHost } from "../../lib/peer/connection.ts";
+import type { Duplex, PeerView, PieceSelector } from "../../lib/types.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -449,6 +450,68 @@ Deno.test("PiecePicker stops reading a selector that yields unusable pieces fore
 
 // ---------------------------------------------------------------------------------------------
 // Hash failures
+
+Deno.test("a selector is given a frozen read-only view of the peer, never the connection", () => {
+  const clock = 10_000;
+  const host: PeerHost = {
+    pieceCount: 4,
+    have: new Bitfield(4),
+    pieceSize: () => 16384,
+    isInteresting: () => false,
+    pick: () => [],
+    release() {},
+    block() {},
+    availabilityChanged() {},
+    readBlock: (_piece, _begin, length) => Promise.resolve(new Uint8Array(length)),
+    interestChanged() {},
+    closed() {},
+    now: () => clock,
+  };
+  const duplex: Duplex = { readable: new ReadableStream(), writable: new WritableStream(), close() {} };
+  const connection = new PeerConnection(duplex, host, {
+    id: "10.0.0.1:6881",
+    peerId: new Uint8Array(20),
+    fast: true,
+    extensions: false,
+  });
+  const seen: PeerView[] = [];
+  const recording: PieceSelector = {
+    name: "recording",
+    select(view, peer, max) {
+      seen.push(peer);
+      return lowest.select(view, peer, max);
+    },
+  };
+  const { picker } = makePicker({ pieceCount: 4, pieceLength: 16384, totalLength: 4 * 16384 }, {
+    selector: recording,
+  });
+  connection.bitfield.set(1);
+  picker.addBitfield(connection.bitfield);
+  assert.deepEqual(label(picker.pick(connection, 1)), ["1:0+16384"]);
+  assert.equal(seen.length, 1);
+  const view = seen[0]!;
+  assert.notEqual(view, connection as PeerView, "the selector got the live connection");
+  assert.ok(!("close" in view), "the view offers close()");
+  assert.ok(!("bitfield" in view) && !("setChoking" in view), "the view exposes connection state");
+  assert.ok(Object.isFrozen(view));
+  assert.throws(() => {
+    (view as { id: string }).id = "10.0.0.2:6881";
+  }, TypeError);
+  // It reads the live peer: a piece announced later and a rate that changes show through.
+  assert.equal(view.id, "10.0.0.1:6881");
+  assert.equal(view.has(2), false);
+  connection.bitfield.set(2);
+  picker.addHave(2);
+  assert.equal(view.has(2), true);
+  assert.equal(view.downloadRate, 0);
+  connection.down.add(5 * 16384, clock);
+  assert.ok(view.downloadRate > 0);
+  assert.equal(view.downloadRate, connection.downloadRate);
+  // One view per peer, made once: the next pick hands the selector the same object.
+  assert.deepEqual(label(picker.pick(connection, 1)), ["2:0+16384"]);
+  assert.equal(seen.length, 2);
+  assert.equal(seen[1], view);
+});
 
 Deno.test("pieceFailed() makes the piece downloadable again", () => {
   const { picker, have } = makePicker({ pieceCount: 2, pieceLength: 32768, totalLength: 65536 });
