@@ -95,7 +95,7 @@ export class PeerConnection implements PickerPeer {
   readonly finished: Promise<void>;
 
   readonly #duplex: Duplex;
-  readonly #host: PeerHost;
+  readonly #host: PeerHost<PeerConnection>;
   readonly #options: PeerConnectionOptions;
   #seed = false;
   #closed = false;
@@ -129,7 +129,7 @@ export class PeerConnection implements PickerPeer {
    * @param host The torrent side.
    * @param options Identity and negotiated features.
    */
-  constructor(duplex: Duplex, host: PeerHost, options: PeerConnectionOptions) {
+  constructor(duplex: Duplex, host: PeerHost<PeerConnection>, options: PeerConnectionOptions) {
     this.#duplex = duplex;
     this.#host = host;
     this.#options = options;

@@ -1,5 +1,5 @@
 /**
- * The contract between a {@linkcode PeerConnection} and its torrent: what a connection asks of
+ * The contract between a `PeerConnection` (connection.ts) and its torrent: what a connection asks of
  * the torrent (pieces, blocks, reads, the clock) and what it reports (availability, interest,
  * close).
  *
@@ -7,7 +7,6 @@
  */
 
 import type { Bitfield } from "../bitfield.ts";
-import type { PeerConnection } from "./connection.ts";
 import type { BlockRef } from "./piece_picker.ts";
 
 /** What changed in a peer's pieces, for {@linkcode PeerHost.availabilityChanged}. */
@@ -25,8 +24,12 @@ export interface AvailabilityChange {
   replaced?: { all: boolean; bits: Bitfield };
 }
 
-/** What a connection asks of its torrent. Implemented by the swarm. */
-export interface PeerHost {
+/**
+ * What a connection asks of its torrent (the torrent's peer wiring implements it). `P` is the
+ * connection type the callbacks receive (`PeerConnection`): a parameter, so that this contract
+ * does not import the connection that imports it.
+ */
+export interface PeerHost<P = unknown> {
   /** Number of pieces in the torrent. */
   readonly pieceCount: number;
   /** Our verified pieces. */
@@ -34,15 +37,15 @@ export interface PeerHost {
   /** Length of a piece. */
   pieceSize(piece: number): number;
   /** True when we lack some piece this peer has (or might have, for seeds). */
-  isInteresting(peer: PeerConnection): boolean;
+  isInteresting(peer: P): boolean;
   /** Picks blocks to request from this peer and marks them requested. */
-  pick(peer: PeerConnection, max: number): BlockRef[];
+  pick(peer: P, max: number): BlockRef[];
   /** Gives a requested block back (choke, reject, time-out, close). */
-  release(peer: PeerConnection, block: BlockRef): void;
+  release(peer: P, block: BlockRef): void;
   /** A block arrived. `requested` is false for blocks we had cancelled or released. */
-  block(peer: PeerConnection, piece: number, begin: number, data: Uint8Array): void;
+  block(peer: P, piece: number, begin: number, data: Uint8Array): void;
   /** The peer announced its pieces (bitfield, have_all or have_none), or sent a first `have`. */
-  availabilityChanged(peer: PeerConnection, change: AvailabilityChange): void;
+  availabilityChanged(peer: P, change: AvailabilityChange): void;
   /** Reads a block to serve an upload request. */
   readBlock(piece: number, begin: number, length: number): Promise<Uint8Array>;
   /** Starts reading a piece that requests were queued for, ahead of serving it. */
@@ -53,9 +56,9 @@ export interface PeerHost {
    */
   lost?(piece: number): boolean;
   /** The peer became interested or not (the choker may act). */
-  interestChanged(peer: PeerConnection): void;
+  interestChanged(peer: P): void;
   /** The connection closed; `error` says why when it was not a clean close. */
-  closed(peer: PeerConnection, error: Error | undefined): void;
+  closed(peer: P, error: Error | undefined): void;
   /** The clock. */
   now(): number;
 }

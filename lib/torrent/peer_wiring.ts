@@ -84,7 +84,7 @@ export class PeerWiring {
   readonly #upLimiter: RateLimiter;
   readonly #downLimiter: RateLimiter;
   #picker: PiecePicker | null = null;
-  #host: PeerHost | null = null;
+  #host: PeerHost<PeerConnection> | null = null;
   #optimistic: string | undefined;
 
   /**
@@ -363,7 +363,7 @@ export class PeerWiring {
   }
 
   /** The connection-facing side of the torrent. */
-  #makeHost(picker: PiecePicker, pipeline: PiecePipeline): PeerHost {
+  #makeHost(picker: PiecePicker, pipeline: PiecePipeline): PeerHost<PeerConnection> {
     const ctx = this.#ctx;
     return {
       pieceCount: ctx.metainfo.pieceCount,
