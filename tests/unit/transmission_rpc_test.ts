@@ -1,7 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Session } from "../../mod.ts";
-import { sessionBackend, TransmissionRpcServer, type TransmissionRpcServerOptions } from "../../lib/rpc/mod.ts";
+import {
+  sessionBackend,
+  TransmissionRpcServer,
+  type TransmissionRpcServerOptions,
+} from "../../lib/rpc/mod.ts";
 import { withDeadline } from "../_fake_peer.ts";
 
 // The Transmission RPC endpoint through real HTTP on 127.0.0.1: the handshake, auth, the login
@@ -38,7 +42,11 @@ function post(url: string, body: string, headers: Record<string, string> = {}): 
   return withDeadline(fetch(url, { method: "POST", body, headers }), 10_000, "an RPC answer");
 }
 
-async function call(r: Rig, body: unknown, headers: Record<string, string> = {}): Promise<Record<string, unknown>> {
+async function call(
+  r: Rig,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Record<string, unknown>> {
   const text = typeof body === "string" ? body : JSON.stringify(body);
   const response = await post(r.url, text, { "x-transmission-session-id": r.server.sessionId, ...headers });
   assert.equal(response.status, 200);
@@ -85,7 +93,9 @@ Deno.test("a request without the session id gets 409 with the id; the retry with
   const wrong = await post(r.url, "{}", { "x-transmission-session-id": "nope" });
   assert.equal(wrong.status, 409);
   await wrong.body?.cancel();
-  const retry = await post(r.url, JSON.stringify({ method: "session-get", tag: 1 }), { "x-transmission-session-id": id });
+  const retry = await post(r.url, JSON.stringify({ method: "session-get", tag: 1 }), {
+    "x-transmission-session-id": id,
+  });
   assert.equal(retry.status, 200);
   const body = await retry.json();
   assert.equal(body.result, "success");
@@ -122,7 +132,11 @@ Deno.test("with a password, a missing or wrong login gets 401 and WWW-Authentica
 });
 
 Deno.test("failed logins are limited per address: after N failures even the right password waits (429)", async () => {
-  await using r = await rig({ username: "u", password: "p", loginLimits: { maxFailures: 3, windowMs: 60_000 } });
+  await using r = await rig({
+    username: "u",
+    password: "p",
+    loginLimits: { maxFailures: 3, windowMs: 60_000 },
+  });
   for (let i = 0; i < 3; i++) {
     const response = await post(r.url, "{}", { authorization: `Basic ${btoa(`u:guess${i}`)}` });
     assert.equal(response.status, 401);
@@ -177,7 +191,10 @@ Deno.test("malformed JSON, unknown methods and bad arguments answer Transmission
     [{ method: "torrent-get", arguments: {} }, /^no fields specified$/],
     [{ method: "torrent-get", arguments: { fields: "id" } }, /"fields" must be a list of strings/],
     [{ method: "torrent-add", arguments: { metainfo: "!!!" } }, /invalid or corrupt torrent file/],
-    [{ method: "torrent-add", arguments: { metainfo: btoa("d4:spam4:eggse") } }, /invalid or corrupt torrent file/],
+    [
+      { method: "torrent-add", arguments: { metainfo: btoa("d4:spam4:eggse") } },
+      /invalid or corrupt torrent file/,
+    ],
     [{ method: "torrent-add", arguments: { filename: "/etc/passwd" } }, /outside the folders/],
     [{ method: "free-space", arguments: { path: "/etc" } }, /outside the folders/],
     [{ method: "session-set", arguments: { "peer-port": 1 } }, /not supported/],
@@ -199,7 +216,8 @@ Deno.test("torrent-add, torrent-get (objects, table, recently-active), torrent-s
   const metainfo = (await Deno.readFile(FIXTURE)).toBase64();
   const added = await call(r, { method: "torrent-add", arguments: { metainfo, paused: true } });
   assert.equal(added.result, "success");
-  const entry = (added.arguments as Record<string, { id: number; name: string; hashString: string }>)["torrent-added"]!;
+  const entry =
+    (added.arguments as Record<string, { id: number; name: string; hashString: string }>)["torrent-added"]!;
   assert.equal(entry.name, "album");
   assert.match(entry.hashString, /^[0-9a-f]{40}$/);
   const duplicate = await call(r, { method: "torrent-add", arguments: { metainfo } });
@@ -207,7 +225,10 @@ Deno.test("torrent-add, torrent-get (objects, table, recently-active), torrent-s
 
   const get = await call(r, {
     method: "torrent-get",
-    arguments: { ids: [entry.hashString], fields: ["id", "name", "totalSize", "files", "wanted", "priorities"] },
+    arguments: {
+      ids: [entry.hashString],
+      fields: ["id", "name", "totalSize", "files", "wanted", "priorities"],
+    },
   });
   const [torrent] = (get.arguments as { torrents: Record<string, unknown>[] }).torrents;
   assert.equal(torrent!.id, entry.id);
@@ -215,8 +236,14 @@ Deno.test("torrent-add, torrent-get (objects, table, recently-active), torrent-s
   assert.equal((torrent!.files as unknown[]).length, 4);
   assert.deepEqual(torrent!.wanted, [1, 1, 1, 1]);
 
-  const table = await call(r, { method: "torrent-get", arguments: { fields: ["id", "name"], format: "table" } });
-  assert.deepEqual((table.arguments as { torrents: unknown[] }).torrents, [["id", "name"], [entry.id, "album"]]);
+  const table = await call(r, {
+    method: "torrent-get",
+    arguments: { fields: ["id", "name"], format: "table" },
+  });
+  assert.deepEqual((table.arguments as { torrents: unknown[] }).torrents, [["id", "name"], [
+    entry.id,
+    "album",
+  ]]);
 
   const set = await call(r, {
     method: "torrent-set",
@@ -233,8 +260,14 @@ Deno.test("torrent-add, torrent-get (objects, table, recently-active), torrent-s
   const badFile = await call(r, { method: "torrent-set", arguments: { ids: entry.id, "files-wanted": [9] } });
   assert.match(String(badFile.result), /has no file 9/);
 
-  assert.equal((await call(r, { method: "torrent-remove", arguments: { ids: [entry.id] } })).result, "success");
-  const recent = await call(r, { method: "torrent-get", arguments: { ids: "recently-active", fields: ["id"] } });
+  assert.equal(
+    (await call(r, { method: "torrent-remove", arguments: { ids: [entry.id] } })).result,
+    "success",
+  );
+  const recent = await call(r, {
+    method: "torrent-get",
+    arguments: { ids: "recently-active", fields: ["id"] },
+  });
   assert.deepEqual(recent.arguments, { torrents: [], removed: [entry.id] });
 });
 
@@ -265,7 +298,11 @@ Deno.test("10 000 malformed or oversized requests leave the server answering and
   const worker = async () => {
     while (next < 10_000 && Date.now() - started < 60_000) {
       const body = bodies[next++ % bodies.length]!;
-      const response = await fetch(r.url, { method: "POST", body, headers: { "x-transmission-session-id": id } });
+      const response = await fetch(r.url, {
+        method: "POST",
+        body,
+        headers: { "x-transmission-session-id": id },
+      });
       statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
       await response.body?.cancel();
     }
