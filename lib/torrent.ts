@@ -258,6 +258,19 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   }
 
   /**
+   * Asks the trackers for more peers now (or as soon as each tracker's `min interval`
+   * allows). Does nothing while paused or stopped, or without trackers.
+   *
+   * @example
+   * ```ts ignore
+   * torrent.reannounce();
+   * ```
+   */
+  reannounce(): void {
+    this.#announcer?.announceNow();
+  }
+
+  /**
    * Adds peers to connect to ("host:port" or "[v6]:port"). This is the seam every peer source
    * uses (manual peers, trackers, and later DHT, PEX and local discovery). Invalid addresses
    * throw a `PeerAddressError` for manual peers and are skipped for other sources; at most 2000

@@ -78,6 +78,13 @@ Deno.test("every subpath export in deno.json resolves and exports its part", asy
     "./net": ["parseAddress", "formatAddress", "tcpTransport", "MemoryNetwork", "DescriptorBudget"],
     "./http": ["HttpServer", "DEFAULT_HTTP_SERVER_LIMITS"],
     "./discovery": ["LocalDiscovery", "parseLsdAnnounce"],
+    "./rpc": [
+      "TransmissionRpcServer",
+      "transmissionRpc",
+      "sessionBackend",
+      "TransmissionRpcError",
+      "TR_STATUS",
+    ],
   };
   assert.deepEqual(
     Object.keys(config.exports).sort(),
