@@ -252,6 +252,19 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     });
   }
 
+  /**
+   * Announces to the trackers now (the tracker's `min interval` is still respected), as a
+   * user's "ask for more peers" does. Does nothing unless the torrent is downloading or seeding.
+   *
+   * @example
+   * ```ts ignore
+   * torrent.reannounce();
+   * ```
+   */
+  reannounce(): void {
+    if (this.#state === "downloading" || this.#state === "seeding") this.#announcer?.announceNow();
+  }
+
   /** The state of each tracker (empty when the torrent has none or trackers are off). */
   trackers(): TrackerStatus[] {
     return this.#announcer?.status() ?? [];
