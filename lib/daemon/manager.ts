@@ -324,6 +324,17 @@ export class TorrentManager extends ManagerEvents {
     return run;
   }
 
+  /** Runs an operation on the torrent with this id, after the ones before it (rejects for an unknown id). */
+  #op<T>(id: number, op: (entry: Entry) => Promise<T>): Promise<T> {
+    let entry: Entry;
+    try {
+      entry = this.#find(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#serial(entry, () => op(entry));
+  }
+
   #open(): void {
     if (this.#closing !== undefined) throw new DaemonError("CLOSED", "The torrent manager is closed");
   }
@@ -385,8 +396,7 @@ export class TorrentManager extends ManagerEvents {
    * @param id The id.
    */
   pause(id: number): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       entry.record.paused = true;
       await this.#save(entry);
       if (entry.metainfo === null && entry.run !== null) {
@@ -405,8 +415,7 @@ export class TorrentManager extends ManagerEvents {
    * @param id The id.
    */
   resume(id: number): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       entry.record.paused = false;
       entry.record.finished = false;
       await this.#save(entry);
@@ -431,8 +440,7 @@ export class TorrentManager extends ManagerEvents {
    * @throws {DaemonError} `INVALID_ARGUMENT` for a magnet still waiting for metadata.
    */
   recheck(id: number): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       if (entry.metainfo === null) {
         throw new DaemonError("INVALID_ARGUMENT", `Torrent ${id} has no metadata yet: nothing to check`);
       }
@@ -460,8 +468,7 @@ export class TorrentManager extends ManagerEvents {
    * @throws {DaemonError} `INVALID_ARGUMENT` for an index that is not a file, or no metadata yet.
    */
   setFiles(id: number, change: FileChange): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       const meta = entry.metainfo;
       if (meta === null) throw new DaemonError("INVALID_ARGUMENT", `Torrent ${id} has no metadata yet`);
       const { record } = entry;
@@ -484,8 +491,7 @@ export class TorrentManager extends ManagerEvents {
    * @param limits The limits to change.
    */
   setLimits(id: number, limits: Partial<TorrentLimits>): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       entry.record.limits = checkLimits(entry.record.limits, limits);
       await this.#save(entry);
       entry.torrent?.setLimits(entry.record.limits);
@@ -499,8 +505,7 @@ export class TorrentManager extends ManagerEvents {
    * @param goals The goals to change.
    */
   setSeedGoals(id: number, goals: Partial<SeedGoals>): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       entry.record.seedGoals = checkGoals(entry.record.seedGoals, goals);
       await this.#save(entry);
     });
@@ -513,8 +518,7 @@ export class TorrentManager extends ManagerEvents {
    * @param labels The labels (trimmed, duplicates dropped).
    */
   setLabels(id: number, labels: readonly string[]): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       entry.record.labels = checkLabels(labels);
       await this.#save(entry);
     });
@@ -528,8 +532,7 @@ export class TorrentManager extends ManagerEvents {
    * @param options Whether to delete the data.
    */
   remove(id: number, options: RemoveOptions = {}): Promise<void> {
-    const entry = this.#find(id);
-    return this.#serial(entry, async () => {
+    return this.#op(id, async (entry) => {
       if (!this.#byId.has(id)) return;
       this.#byId.delete(id);
       this.#byHash.delete(entry.record.hash);
