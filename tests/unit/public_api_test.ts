@@ -78,6 +78,7 @@ Deno.test("every subpath export in deno.json resolves and exports its part", asy
     "./net": ["parseAddress", "formatAddress", "tcpTransport", "MemoryNetwork", "DescriptorBudget"],
     "./http": ["HttpServer", "DEFAULT_HTTP_SERVER_LIMITS"],
     "./discovery": ["LocalDiscovery", "parseLsdAnnounce"],
+    "./daemon": ["TorrentManager", "StateStore", "WatchFolder", "DaemonError"],
   };
   assert.deepEqual(
     Object.keys(config.exports).sort(),
