@@ -141,13 +141,11 @@ export class TorrentManager extends ManagerEvents {
    */
   static open(options: TorrentManagerOptions): Promise<TorrentManager> {
     const manager = new TorrentManager(options);
-    for (const { record, metainfo } of options.store.loaded) manager.#restore(record, metainfo);
+    for (const { record, metainfo } of options.store.loaded) {
+      const entry = manager.#entry(record, metainfo);
+      if (!(record.paused && metainfo === null)) manager.#launch(entry); // a paused magnet waits
+    }
     return Promise.resolve(manager);
-  }
-
-  #restore(record: TorrentRecord, metainfo: Entry["metainfo"]): void {
-    const entry = this.#entry(record, metainfo);
-    if (!(record.paused && metainfo === null)) this.#launch(entry);
   }
 
   #entry(record: TorrentRecord, metainfo: Entry["metainfo"]): Entry {
@@ -300,7 +298,11 @@ export class TorrentManager extends ManagerEvents {
         }
         if (torrent.state === "seeding" && !entry.record.finished) {
           const goal = seedGoalReached(entry, now);
-          if (goal !== null) this.#serial(entry, () => this.#finish(entry, goal));
+          if (goal !== null) {
+            this.#serial(entry, () => this.#finish(entry, goal)).catch((error: Error) =>
+              this.#log.warn("daemon", `Cannot pause finished torrent ${entry.record.id}: ${error.message}`)
+            );
+          }
         }
       }
       if (entry.dirty && this.#ticks % 30 === 0) this.#save(entry);
