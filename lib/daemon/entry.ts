@@ -158,3 +158,19 @@ export function seedGoalReached(entry: Entry, now: number): "ratio" | "idle" | n
   }
   return null;
 }
+
+/**
+ * What adding the entry's torrent answers (see `TorrentManager.add`).
+ *
+ * @example
+ * ```ts ignore
+ * return { ...resultOf(entry), duplicate: true };
+ * ```
+ *
+ * @param entry The entry.
+ * @returns Its id, hash and name, with `duplicate: false`.
+ */
+export function resultOf(entry: Entry): { id: number; hash: string; name: string; duplicate: boolean } {
+  const { id, hash } = entry.record;
+  return { id, hash, name: entry.metainfo?.name ?? entry.record.name, duplicate: false };
+}

@@ -12,7 +12,8 @@ import type { Logger } from "../log.ts";
 import { parsePeerAddress } from "../net/address.ts";
 import { DaemonError } from "./errors.ts";
 import { deleteTorrentData } from "./delete_data.ts";
-import { countersOf, type Entry, foldCounters, prioritiesOf, seedGoalReached, stateOf } from "./entry.ts";
+import { countersOf, type Entry, foldCounters, prioritiesOf } from "./entry.ts";
+import { resultOf, seedGoalReached, stateOf } from "./entry.ts";
 import { type StartContext, startTorrent } from "./start_torrent.ts";
 import { ManagerEvents } from "./manager_events.ts";
 import type { SeedGoals, TorrentLimits, TorrentRecord } from "./record.ts";
@@ -187,7 +188,7 @@ export class TorrentManager extends ManagerEvents {
     const resolved = await resolveSource(source, this.#fetch);
     const hash = resolved.kind === "metainfo" ? resolved.metainfo.infoHashHex : resolved.link.infoHashHex;
     const known = this.#byHash.get(hash);
-    if (known !== undefined) return { ...this.#result(known), duplicate: true };
+    if (known !== undefined) return { ...resultOf(known), duplicate: true };
     const pending = this.#adding.get(hash);
     if (pending !== undefined) return { ...(await pending), duplicate: true };
     const adding = this.#addNew(hash, resolved, options);
@@ -239,12 +240,7 @@ export class TorrentManager extends ManagerEvents {
     this.#log.info("daemon", "Added", { id, hash, name: record.name });
     this.emit("added", { id, hash });
     if (!(record.paused && metainfo === null)) this.#launch(entry);
-    return this.#result(entry);
-  }
-
-  #result(entry: Entry): AddResult {
-    const { id, hash } = entry.record;
-    return { id, hash, name: entry.metainfo?.name ?? entry.record.name, duplicate: false };
+    return resultOf(entry);
   }
 
   /** Starts the entry's torrent in the session, in the background. */
@@ -281,6 +277,10 @@ export class TorrentManager extends ManagerEvents {
     const from = entry.state;
     entry.state = to;
     if (to === "seeding") entry.seedingSince = this.#now();
+    if (to === "seeding" && entry.record.doneAt === null) {
+      entry.record.doneAt = this.#now(); // every wanted piece verified
+      this.#save(entry);
+    }
     this.emit("state-changed", { id: entry.record.id, hash: entry.record.hash, from, to });
   }
 
@@ -366,6 +366,7 @@ export class TorrentManager extends ManagerEvents {
    */
   get(id: number): TorrentSnapshot | undefined {
     const entry = this.#byId.get(id);
+    if (entry !== undefined) this.#report(entry); // the events and the done date keep up with what is shown
     return entry === undefined
       ? undefined
       : snapshotOf(entry.record, entry.metainfo, entry.torrent, stateOf(entry), countersOf(entry));
@@ -401,10 +402,7 @@ export class TorrentManager extends ManagerEvents {
     return this.#op(id, async (entry) => {
       entry.record.paused = true;
       await this.#save(entry);
-      if (entry.metainfo === null && entry.run !== null) {
-        entry.abort?.abort(new DaemonError("CLOSED", "Paused"));
-        await entry.run;
-      }
+      if (entry.metainfo === null) await this.#stopTorrent(entry); // a magnet stops fetching
       const torrent = entry.torrent;
       if (torrent?.state === "downloading" || torrent?.state === "seeding") await torrent.pause();
       this.#report(entry); // a torrent still checking is paused when the check ends
@@ -582,8 +580,7 @@ export class TorrentManager extends ManagerEvents {
       entry.abort?.abort(new DaemonError("CLOSED", "The daemon is stopping"));
     }
     await this.#session.close();
-    await Promise.allSettled(entries.map((entry) => entry.run));
-    await Promise.allSettled(entries.map((entry) => entry.ops));
+    await Promise.allSettled(entries.flatMap((entry) => [entry.run, entry.ops]));
     await Promise.all(entries.map((entry) => this.#save(entry)));
   }
 }

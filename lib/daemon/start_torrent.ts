@@ -87,7 +87,7 @@ export async function startTorrent(context: StartContext, entry: Entry, signal: 
 }
 
 /**
- * Follows a torrent's events: the done date, a fatal error, state changes.
+ * Follows a torrent's events: a fatal error, state changes.
  *
  * @example
  * ```ts ignore
@@ -101,13 +101,7 @@ export async function startTorrent(context: StartContext, entry: Entry, signal: 
 export function attachTorrent(context: StartContext, entry: Entry, torrent: Torrent): void {
   entry.torrent = torrent;
   entry.folded = { uploaded: 0, downloaded: 0 };
-  torrent.addEventListener("done", () => {
-    if (entry.record.doneAt === null) {
-      entry.record.doneAt = context.now();
-      context.save(entry);
-    }
-    context.changed(entry);
-  });
+  torrent.addEventListener("done", () => context.changed(entry)); // the done date is set on "seeding"
   torrent.addEventListener("error", (event) => {
     entry.record.error = event.detail.error.message;
     context.save(entry);
