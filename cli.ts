@@ -20,6 +20,7 @@ import { downloadCommand, seedCommand } from "./cli/download.ts";
 import { shareCommand } from "./cli/share.ts";
 import { trackerCommand } from "./cli/tracker.ts";
 import { infoCommand } from "./cli/info.ts";
+import { daemonCommand } from "./cli/daemon.ts";
 import {
   type CliIO,
   type Command,
@@ -48,6 +49,7 @@ export const commands: Record<string, Command> = {
   share: shareCommand,
   tracker: trackerCommand,
   config: configCommand,
+  daemon: daemonCommand,
 };
 
 function usage(): string {

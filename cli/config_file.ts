@@ -102,6 +102,7 @@ export const CONFIG_ENV: Readonly<Record<string, string>> = {
 export const ENV_NAMES: readonly string[] = [
   "HOME",
   "XDG_CONFIG_HOME",
+  "XDG_DATA_HOME",
   "SHOAL_CONFIG",
   ...Object.keys(CONFIG_ENV),
 ];

@@ -252,14 +252,9 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     });
   }
 
-  /** The state of each tracker (empty when the torrent has none or trackers are off). */
-  trackers(): TrackerStatus[] {
-    return this.#announcer?.status() ?? [];
-  }
-
   /**
-   * Asks the trackers for more peers now (or as soon as each tracker's `min interval`
-   * allows). Does nothing while paused or stopped, or without trackers.
+   * Announces to the trackers now (the tracker's `min interval` is still respected), as a
+   * user's "ask for more peers" does. Does nothing unless the torrent is downloading or seeding.
    *
    * @example
    * ```ts ignore
@@ -267,7 +262,12 @@ export class Torrent extends EventTarget implements AsyncDisposable {
    * ```
    */
   reannounce(): void {
-    this.#announcer?.announceNow();
+    if (this.#state === "downloading" || this.#state === "seeding") this.#announcer?.announceNow();
+  }
+
+  /** The state of each tracker (empty when the torrent has none or trackers are off). */
+  trackers(): TrackerStatus[] {
+    return this.#announcer?.status() ?? [];
   }
 
   /**

@@ -85,6 +85,7 @@ Deno.test("every subpath export in deno.json resolves and exports its part", asy
       "TransmissionRpcError",
       "TR_STATUS",
     ],
+    "./daemon": ["TorrentManager", "StateStore", "WatchFolder", "DaemonError"],
   };
   assert.deepEqual(
     Object.keys(config.exports).sort(),
