@@ -34,6 +34,7 @@ import { fileStorage } from "./lib/storage/file_storage_factory.ts";
 export { BaseSession, type BaseSessionOptions, makePeerId } from "./lib/session.ts";
 export type { AddTorrentOptions } from "./lib/session.ts";
 export * from "./lib/torrent.ts";
+export { TypedEventTarget } from "./lib/typed_event_target.ts";
 export type { TrackerStatus } from "./lib/tracker/announcer.ts";
 export { type FilePriority, parseFileSelection, selectOnly } from "./lib/file_priority.ts";
 export { Bitfield } from "./lib/bitfield.ts";

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { TypedEventTarget } from "./typed_event_target.ts";
 import { Bitfield } from "./bitfield.ts";
 import { ShoalError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -43,9 +44,6 @@ import type {
 const TICK_MS = 1000;
 
 /** A listener typed by event name (the overloads pick which), or an untyped one. */
-type AnyListener = ((event: CustomEvent<never>) => void) | EventListener | EventListenerObject | null;
-type AddOptions = boolean | AddEventListenerOptions;
-type RemoveOptions = boolean | EventListenerOptions;
 
 /**
  * A torrent being downloaded or seeded. Create it through a session
@@ -58,7 +56,7 @@ type RemoveOptions = boolean | EventListenerOptions;
  * await torrent.completed;
  * ```
  */
-export class Torrent extends EventTarget implements AsyncDisposable {
+export class Torrent extends TypedEventTarget<TorrentEventMap> implements AsyncDisposable {
   /** The torrent's metadata. */
   readonly metainfo: Metainfo;
   /** Info-hash as hex. */
@@ -123,7 +121,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       logger: this.#log,
       now: this.#now,
       signal: this.#abort.signal,
-      emit: (type, detail) => this.#emit(type, detail),
+      emit: (type, detail) => this.emit(type, detail),
       active: () => this.#state === "downloading" || this.#state === "seeding",
       seeding: () => this.#state === "seeding",
       wanted: () => this.#files.wanted,
@@ -193,13 +191,13 @@ export class Torrent extends EventTarget implements AsyncDisposable {
         logger: this.#log,
         signal: stop ? AbortSignal.any([stopped, stop]) : stopped,
         stopped,
-        onChecking: (progress) => this.#emit("checking", progress),
+        onChecking: (progress) => this.emit("checking", progress),
         onLock: (lock) => this.#lock = lock,
         onStorage: (storage) => this.#storage = storage,
       });
       this.#oversized = oversized;
       this.#startupCheck = check;
-      this.#emit("checked", check);
+      this.emit("checked", check);
       const picker = this.#picker = createPicker(meta, this.#options, this.#have, this.#log);
       this.#pipeline = this.#makePipeline(picker, storage);
       this.#wiring.begin(picker, this.#pipeline);
@@ -232,7 +230,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       logger: this.#log,
       now: this.#now,
       hooks: {
-        emit: (type, detail) => this.#emit(type, detail),
+        emit: (type, detail) => this.emit(type, detail),
         ban: (address, reason) => this.#wiring.ban(address, reason),
         cancel: (peer, piece, begin) => this.#wiring.cancel(peer, piece, begin),
         verified: (piece) => this.#pieceVerified(piece),
@@ -315,7 +313,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     if (this.#resume.due(now, (this.#options.resumeInterval ?? 15) * 1000)) {
       this.#resume.saveOrWarn(this.#storage);
     }
-    this.#emit("progress", this.stats());
+    this.emit("progress", this.stats());
   }
 
   #finish(): void {
@@ -334,8 +332,8 @@ export class Torrent extends EventTarget implements AsyncDisposable {
       await this.#resume.save(this.#storage);
     })().then(
       () => {
-        this.#emit("progress", this.stats());
-        this.#emit("done", stats);
+        this.emit("progress", this.stats());
+        this.emit("done", stats);
         this.#settle();
       },
       (error) => this.#fail(error instanceof Error ? error : new Error(String(error))),
@@ -359,7 +357,7 @@ export class Torrent extends EventTarget implements AsyncDisposable {
     else if (!this.#settled) {
       this.#log.error("torrent", `Torrent stopped: ${error.message}`, { completed: "rejected" });
     } else this.#log.error("torrent", `Torrent stopped: ${error.message}`);
-    this.#emit("error", { error });
+    this.emit("error", { error });
     this.#settle(error);
     this.#shutdown().catch((e) =>
       this.#log.error("torrent", `Cannot shut down cleanly: ${(e as Error).message}`)
@@ -528,80 +526,5 @@ export class Torrent extends EventTarget implements AsyncDisposable {
   /** Same as {@linkcode Torrent.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
-  }
-
-  /**
-   * Listens to one of the torrent's events ({@linkcode TorrentEventMap}); the listener gets
-   * a `CustomEvent` whose `detail` has the event's type.
-   *
-   * @example
-   * ```ts ignore
-   * torrent.addEventListener("progress", (e) => console.log(e.detail.percent));
-   * ```
-   *
-   * @param type The event's name.
-   * @param listener Called with the event.
-   * @param options As for `EventTarget.addEventListener`.
-   */
-  override addEventListener<K extends keyof TorrentEventMap>(
-    type: K,
-    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /**
-   * Listens to an event by any name (as `EventTarget.addEventListener`).
-   *
-   * @param type The event's name.
-   * @param listener Called with the event.
-   * @param options As for `EventTarget.addEventListener`.
-   */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(type: string, listener: AnyListener, options?: AddOptions): void {
-    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
-    super.addEventListener(type, listener as EventListener | null, options);
-  }
-
-  /**
-   * Removes a listener added with {@linkcode Torrent.addEventListener}.
-   *
-   * @example
-   * ```ts ignore
-   * const onDone = (e: CustomEvent<TorrentStats>) => console.log(e.detail.downloaded);
-   * torrent.addEventListener("done", onDone);
-   * torrent.removeEventListener("done", onDone);
-   * ```
-   *
-   * @param type The event's name.
-   * @param listener The listener to remove.
-   * @param options As for `EventTarget.removeEventListener`.
-   */
-  override removeEventListener<K extends keyof TorrentEventMap>(
-    type: K,
-    listener: (event: CustomEvent<TorrentEventMap[K]>) => void,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /**
-   * Removes a listener of an event by any name (as `EventTarget.removeEventListener`).
-   *
-   * @param type The event's name.
-   * @param listener The listener to remove.
-   * @param options As for `EventTarget.removeEventListener`.
-   */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(type: string, listener: AnyListener, options?: RemoveOptions): void {
-    // The typed listener takes the `CustomEvent` this torrent dispatches for that type.
-    super.removeEventListener(type, listener as EventListener | null, options);
-  }
-
-  #emit<K extends keyof TorrentEventMap>(type: K, detail: TorrentEventMap[K]): void {
-    this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 }
