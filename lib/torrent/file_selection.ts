@@ -38,7 +38,6 @@ export class FileSelection {
     this.#meta = meta;
     this.#log = logger;
     this.#priorities = meta.files.map((_, i) => initial?.[i] ?? "normal");
-    this.#wanted = piecesFor(meta, this.#priorities).wanted;
   }
 
   /** A copy of the priority of each file, in `metainfo.files` order. */
@@ -46,7 +45,7 @@ export class FileSelection {
     return [...this.#priorities];
   }
 
-  /** The wanted pieces, or null when every piece is wanted. */
+  /** The wanted pieces, or null when every piece is wanted (known once applied). */
   get wanted(): Bitfield | null {
     return this.#wanted;
   }
@@ -76,7 +75,6 @@ export class FileSelection {
       }
     }
     for (const i of files) this.#priorities[i] = priority;
-    this.#wanted = piecesFor(this.#meta, this.#priorities).wanted; // stats see it before the picker does
   }
 
   /**
