@@ -25,6 +25,8 @@ export const DAEMON_OPTIONS = {
   bind: { type: "string" },
   "rpc-port": { type: "string" },
   "rpc-bind": { type: "string" },
+  "rpc-username": { type: "string" },
+  "rpc-password": { type: "string" },
   "up-limit": { type: "string" },
   "down-limit": { type: "string" },
   encryption: { type: "string" },
@@ -48,10 +50,12 @@ export interface DaemonSettings {
   port: number;
   /** Peer listening address, if given. */
   bind: string | undefined;
-  /** Port of the RPC server (stored; not served yet). */
+  /** Port of the Transmission RPC server (0: any free one). */
   rpcPort: number;
-  /** Address of the RPC server (stored; not served yet). */
+  /** Address of the Transmission RPC server. */
   rpcBind: string;
+  /** Basic auth of the RPC server (both or neither). */
+  rpcAuth: { username: string; password: string } | undefined;
   /** Global upload limit, bytes per second (0: none). */
   upLimit: number;
   /** Global download limit, bytes per second (0: none). */
@@ -83,6 +87,8 @@ const FILE_KEYS: Readonly<Record<string, "string" | "integer" | "rate" | "boolea
   bind: "string",
   "rpc-port": "integer",
   "rpc-bind": "string",
+  "rpc-username": "string",
+  "rpc-password": "string",
   "up-limit": "rate",
   "down-limit": "rate",
   encryption: "string",
@@ -153,7 +159,15 @@ export async function daemonSettings(
   for (const key of ["download-dir", "watch-dir"] as const) {
     if (typeof flags[key] === "string") flags[key] = resolve(sources.cwd, flags[key]);
   }
-  return { stateDir, ...parseValues({ ...fromFile.values, ...flags }, stateDir) };
+  const merged: DaemonValues = { ...fromFile.values, ...flags };
+  const settings = parseValues(merged, stateDir);
+  const text = (key: "rpc-username" | "rpc-password") =>
+    typeof merged[key] === "string" ? merged[key] as string : undefined;
+  return {
+    stateDir,
+    ...settings,
+    rpcAuth: rpcAuth(text("rpc-username"), text("rpc-password"), settings.rpcBind),
+  };
 }
 
 async function readSettingsFile(file: string, stateDir: string): Promise<{ values: DaemonValues }> {
@@ -202,7 +216,7 @@ async function readSettingsFile(file: string, stateDir: string): Promise<{ value
   return { values: values as DaemonValues };
 }
 
-function parseValues(values: DaemonValues, stateDir = "/"): Omit<DaemonSettings, "stateDir"> {
+function parseValues(values: DaemonValues, stateDir = "/"): Omit<DaemonSettings, "stateDir" | "rpcAuth"> {
   const str = (key: keyof DaemonValues): string | undefined =>
     typeof values[key] === "string" ? values[key] as string : undefined;
   const level = (str("log-level") ?? "info") as LogLevel;
@@ -214,7 +228,8 @@ function parseValues(values: DaemonValues, stateDir = "/"): Omit<DaemonSettings,
     throw new InvalidValueError("daemon", "--encryption", encryption, "prefer, require, allow or disable");
   }
   const bind = str("bind");
-  const loopback = bind !== undefined && (bind.startsWith("127.") || bind === "::1" || bind === "localhost");
+  const loopback = bind !== undefined && isLoopback(bind);
+  const rpcBind = str("rpc-bind") ?? "127.0.0.1";
   const rate = (key: "up-limit" | "down-limit") =>
     str(key) === undefined ? 0 : parseRate("daemon", `--${key}`, str(key)!);
   return {
@@ -224,8 +239,8 @@ function parseValues(values: DaemonValues, stateDir = "/"): Omit<DaemonSettings,
     bind,
     rpcPort: str("rpc-port") === undefined
       ? 9091
-      : parseIntOption("daemon", "--rpc-port", str("rpc-port")!, 1, 65535),
-    rpcBind: str("rpc-bind") ?? "127.0.0.1",
+      : parseIntOption("daemon", "--rpc-port", str("rpc-port")!, 0, 65535),
+    rpcBind,
     upLimit: rate("up-limit"),
     downLimit: rate("down-limit"),
     encryption,
@@ -237,4 +252,27 @@ function parseValues(values: DaemonValues, stateDir = "/"): Omit<DaemonSettings,
       : values.log.map((spec) => parseLogTarget("daemon", spec)),
     level,
   };
+}
+
+function isLoopback(address: string): boolean {
+  return address.startsWith("127.") || address === "::1" || address === "localhost";
+}
+
+/** The RPC login; a server reachable from other hosts must have a password. */
+function rpcAuth(
+  username: string | undefined,
+  password: string | undefined,
+  rpcBind: string,
+): DaemonSettings["rpcAuth"] {
+  if (password === undefined || password === "") {
+    if (!isLoopback(rpcBind)) {
+      throw new UsageError(
+        "daemon",
+        `--rpc-bind ${rpcBind} lets other hosts control the daemon: set --rpc-password (and --rpc-username) too, or bind 127.0.0.1`,
+      );
+    }
+    if (username !== undefined) throw new UsageError("daemon", "--rpc-username needs --rpc-password");
+    return undefined;
+  }
+  return { username: username ?? "", password };
 }

@@ -9,6 +9,8 @@
 import { resolve } from "node:path";
 import type { BaseSession } from "../session.ts";
 import type { Logger } from "../log.ts";
+import type { Torrent } from "../torrent.ts";
+import type { Metainfo } from "../types.ts";
 import { parsePeerAddress } from "../net/address.ts";
 import { DaemonError } from "./errors.ts";
 import { deleteTorrentData } from "./delete_data.ts";
@@ -370,6 +372,18 @@ export class TorrentManager extends ManagerEvents {
     return entry === undefined
       ? undefined
       : snapshotOf(entry.record, entry.metainfo, entry.torrent, stateOf(entry), countersOf(entry));
+  }
+
+  /**
+   * The running torrent and the metadata of one torrent, for an API that reads them directly
+   * (pieces, peers); treat them as read-only: changes go through the manager.
+   *
+   * @param id The id.
+   * @returns Them, or undefined when there is no such torrent.
+   */
+  live(id: number): { torrent: Torrent | null; metainfo: Metainfo | null } | undefined {
+    const entry = this.#byId.get(id);
+    return entry === undefined ? undefined : { torrent: entry.torrent, metainfo: entry.metainfo };
   }
 
   /**

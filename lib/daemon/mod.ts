@@ -28,3 +28,4 @@ export * from "./manager_events.ts";
 export * from "./manager.ts";
 export * from "./delete_data.ts";
 export * from "./watch_folder.ts";
+export * from "./rpc_backend.ts";

@@ -11,74 +11,17 @@ import { existsSync } from "node:fs";
 import { createTorrent, formatMagnet, parseMetainfo, Session } from "../../mod.ts";
 import { sessionBackend, TransmissionRpcServer } from "../../lib/rpc/mod.ts";
 import { makePayload } from "./_harness.ts";
+import { makeAlbum, parseList, remote, waitRow } from "./_transmission_remote.ts";
 
 const LOOPBACK = { bind: "127.0.0.1", trackers: false, lsd: false, dht: false } as const;
 const KIB = 1024;
-
-/** Runs transmission-remote against the server; fails on a non-zero exit or after 20 s. */
-async function remote(port: number, ...args: string[]): Promise<string> {
-  const output = await new Deno.Command("transmission-remote", {
-    args: [`127.0.0.1:${port}`, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(20_000),
-  }).output();
-  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
-  assert.equal(output.code, 0, `transmission-remote ${args.join(" ")} failed:\n${text}`);
-  return text;
-}
-
-/** One row of `-l`. */
-interface ListRow {
-  id: number;
-  done: string;
-  have: string;
-  status: string;
-  name: string;
-}
-
-/** Parses `-l`: fixed columns ID, Done, Have, ETA, Up, Down, Ratio, Status, Name. */
-function parseList(text: string): ListRow[] {
-  const lines = text.split("\n");
-  const header = lines.find((l) => l.includes("Status") && l.includes("Name"));
-  assert.ok(header !== undefined, `no -l header in:\n${text}`);
-  const statusAt = header.indexOf("Status");
-  const nameAt = header.indexOf("Name");
-  return lines.filter((l) => /^\s+\d+\*?\s/.test(l)).map((l) => {
-    const [id, done, ...rest] = l.slice(0, statusAt).trim().split(/\s+/);
-    return {
-      id: Number(id!.replace("*", "")),
-      done: done!,
-      have: rest.slice(0, 2).join(" "),
-      status: l.slice(statusAt, nameAt).trim(),
-      name: l.slice(nameAt).trim(),
-    };
-  });
-}
-
-/** Polls `-l` until `check` holds for the row of `id`; fails after `ms`. */
-async function waitRow(port: number, id: number, check: (row: ListRow) => boolean, ms: number, what: string) {
-  const deadline = Date.now() + ms;
-  let last = "";
-  while (Date.now() < deadline) {
-    last = await remote(port, "-l");
-    const row = parseList(last).find((r) => r.id === id);
-    if (row !== undefined && check(row)) return row;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`Timed out waiting for ${what}; last -l:\n${last}`);
-}
 
 Deno.test("transmission-remote adds, lists, inspects, stops, verifies, limits and removes torrents in shoal", async () => {
   const dir = await Deno.makeTempDir({ prefix: "shoal-tr-remote-" });
   try {
     const seedDir = join(dir, "seed");
-    await makePayload(join(seedDir, "album"), [
-      { path: "one.bin", size: 300 * KIB + 17 },
-      { path: "two/two.bin", size: 200 * KIB },
-    ], 3);
     await makePayload(join(seedDir, "single"), [{ path: "solo.bin", size: 100 * KIB + 3 }], 4);
-    const album = await createTorrent(join(seedDir, "album"), { pieceLength: 32 * KIB, creationDate: null });
+    const album = await makeAlbum(seedDir);
     const single = await createTorrent(join(seedDir, "single", "solo.bin"), { pieceLength: 16 * KIB });
     const albumMeta = parseMetainfo(album.torrent);
     const singleMeta = parseMetainfo(single.torrent);

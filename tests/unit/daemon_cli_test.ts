@@ -24,8 +24,12 @@ Deno.test("daemon settings take flags over settings.json over defaults", async (
     assert.equal(filed.watchDir, join(dir, "watch"));
     assert.equal(filed.dht, false);
     assert.equal(filed.upLimit, 1024 * 1024);
-    await Deno.writeTextFile(join(dir, "settings.json"), JSON.stringify({ "rpc-port": 0 }));
+    await Deno.writeTextFile(join(dir, "settings.json"), JSON.stringify({ "rpc-port": 70000 }));
     await assert.rejects(daemonSettings({ "state-dir": dir }, { env, cwd: "/" }), /settings\.json.*rpc-port/);
+    await Deno.writeTextFile(join(dir, "settings.json"), JSON.stringify({ "rpc-bind": "0.0.0.0" }));
+    await assert.rejects(daemonSettings({ "state-dir": dir }, { env, cwd: "/" }), /--rpc-password/);
+    const authed = await daemonSettings({ "state-dir": dir, "rpc-password": "pw" }, { env, cwd: "/" });
+    assert.deepEqual(authed.rpcAuth, { username: "", password: "pw" });
     await Deno.writeTextFile(join(dir, "settings.json"), JSON.stringify({ colour: "blue" }));
     await assert.rejects(daemonSettings({ "state-dir": dir }, { env, cwd: "/" }), /unknown key "colour"/);
   } finally {

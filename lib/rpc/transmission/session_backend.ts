@@ -12,13 +12,12 @@
  * @module
  */
 
-import { resolve } from "node:path";
 import type { BaseSession } from "../../session.ts";
 import type { Metainfo } from "../../types.ts";
 import { readTorrentSource } from "./torrent_source.ts";
 import { changedSettings, initialSettings, KB, sessionLimits } from "./session_settings.ts";
 import { knownMetadata, watchTorrent } from "./record_watch.ts";
-import { freeSpace } from "../../storage/free_space.ts";
+import { checkInsideRoots, freeSpaceInside, portTestUnsupported, processStats } from "./backend_shared.ts";
 import type {
   AddTorrentRequest,
   AddTorrentResult,
@@ -34,7 +33,6 @@ import { TransmissionRpcError } from "./rpc_error.ts";
 import {
   applyFileChanges,
   deleteTorrentFiles,
-  insideRoots,
   lifeBytes,
   makeRecord,
   moveInQueue,
@@ -125,14 +123,7 @@ class SessionBackend implements TransmissionBackend {
   }
 
   #checkRoot(path: string, what: string): string {
-    if (!insideRoots(path, this.#roots)) {
-      throw new TransmissionRpcError(
-        `${what} ${JSON.stringify(path)} is outside the folders this server may use (${
-          this.#roots.join(", ")
-        })`,
-      );
-    }
-    return resolve(path);
+    return checkInsideRoots(path, this.#roots, what);
   }
 
   torrents(): readonly RpcTorrentEntry[] {
@@ -235,6 +226,12 @@ class SessionBackend implements TransmissionBackend {
       record.abort = null;
       record.torrent = torrent;
       knownMetadata(record, torrent.metainfo);
+      // What torrent-set changed while the data was checked: the torrent started with the old values.
+      applyFileChanges(record, {});
+      torrent.setLimits({
+        download: limited(record.downloadLimited, record.downloadLimit),
+        upload: limited(record.uploadLimited, record.uploadLimit),
+      });
       record.phase = "running";
       record.recheckProgress = 0;
       record.startDate = this.#seconds();
@@ -410,31 +407,19 @@ class SessionBackend implements TransmissionBackend {
   }
 
   stats(): RpcSessionStats {
-    let downloaded = this.#removedBytes.downloaded;
-    let uploaded = this.#removedBytes.uploaded;
-    for (const record of this.#records.values()) {
-      const bytes = lifeBytes(record);
-      downloaded += bytes.downloaded;
-      uploaded += bytes.uploaded;
-    }
-    const current = {
-      downloadedBytes: downloaded,
-      uploadedBytes: uploaded,
-      filesAdded: this.#filesAdded,
-      sessionCount: 1,
-      secondsActive: Math.floor((this.#now() - this.#startedAt) / 1000),
-    };
-    return { current, cumulative: current };
+    return processStats(
+      [this.#removedBytes, ...[...this.#records.values()].map(lifeBytes)],
+      this.#filesAdded,
+      this.#now() - this.#startedAt,
+    );
   }
 
-  async freeSpace(path: string): Promise<number> {
-    return (await freeSpace(this.#checkRoot(path, "path"))).free;
+  freeSpace(path: string): Promise<number> {
+    return freeSpaceInside(path, this.#roots);
   }
 
   portTest(): Promise<boolean> {
-    return Promise.reject(
-      new TransmissionRpcError("port-test is not supported: shoal cannot test its port from outside yet"),
-    );
+    return portTestUnsupported();
   }
 }
 

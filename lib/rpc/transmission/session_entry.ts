@@ -218,6 +218,24 @@ export function lifeBytes(record: TorrentRecord): { downloaded: number; uploaded
 }
 
 /**
+ * A magnet link for a torrent whose metadata is known (its trackers and web seeds, no peers).
+ *
+ * @param meta The metadata.
+ * @param name The display name.
+ * @returns The link.
+ */
+export function magnetOf(meta: Metainfo, name: string): string {
+  return formatMagnet({
+    infoHash: meta.infoHash,
+    infoHashHex: meta.infoHashHex,
+    name,
+    trackers: meta.announceList.flat(),
+    webSeeds: [...meta.urlList],
+    peers: [],
+  });
+}
+
+/**
  * A record's snapshot for the RPC methods.
  *
  * @param record The record.
@@ -225,14 +243,6 @@ export function lifeBytes(record: TorrentRecord): { downloaded: number; uploaded
  */
 export function recordEntry(record: TorrentRecord): RpcTorrentEntry {
   const bytes = lifeBytes(record);
-  const link: MagnetLink = "trackers" in record.source ? record.source : {
-    infoHash: record.metainfo!.infoHash,
-    infoHashHex: record.hash,
-    name: record.name,
-    trackers: record.metainfo!.announceList.flat(),
-    webSeeds: [...record.metainfo!.urlList],
-    peers: [],
-  };
   return {
     id: record.id,
     hashString: record.hash,
@@ -266,7 +276,9 @@ export function recordEntry(record: TorrentRecord): RpcTorrentEntry {
     corruptEver: bytes.corrupt,
     secondsDownloading: record.secondsDownloading,
     secondsSeeding: record.secondsSeeding,
-    magnetLink: formatMagnet({ ...link, peers: [] }),
+    magnetLink: "trackers" in record.source
+      ? formatMagnet({ ...record.source, peers: [] })
+      : magnetOf(record.metainfo!, record.name),
     isFinished: record.isFinished,
     recheckProgress: record.recheckProgress,
     metadataPercentComplete: record.metainfo === null ? 0 : 1,

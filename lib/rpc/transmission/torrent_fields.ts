@@ -42,15 +42,15 @@ export interface FieldContext {
  */
 export function fieldContext(entry: RpcTorrentEntry, now: number): FieldContext {
   const stats = entry.torrent?.stats() ?? null;
-  let sizeWhenDone = 0;
-  let leftUntilDone = 0;
+  // Transmission's sizeWhenDone is the bytes of the wanted files, whether the torrent runs or not
+  // (shoal's wantedBytes counts whole pieces, which may overlap skipped files).
+  const files = entry.metainfo?.files ?? [];
+  const sizeWhenDone = files.reduce((sum, f, i) => sum + (entry.wanted[i] === false ? 0 : f.length), 0);
+  let leftUntilDone = sizeWhenDone;
   if (stats !== null) {
-    sizeWhenDone = stats.wantedBytes;
-    leftUntilDone = stats.done ? 0 : Math.max(0, Math.round(sizeWhenDone * (1 - stats.percent / 100)));
-  } else if (entry.metainfo !== null) {
-    const files = entry.metainfo.files;
-    sizeWhenDone = files.reduce((sum, f, i) => sum + (entry.wanted[i] === false ? 0 : f.length), 0);
-    leftUntilDone = sizeWhenDone;
+    leftUntilDone = stats.done
+      ? 0
+      : Math.min(sizeWhenDone, Math.max(0, Math.round(stats.wantedBytes * (1 - stats.percent / 100))));
   }
   return { entry, stats, sizeWhenDone, leftUntilDone, now };
 }
