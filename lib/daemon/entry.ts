@@ -174,3 +174,27 @@ export function resultOf(entry: Entry): { id: number; hash: string; name: string
   const { id, hash } = entry.record;
   return { id, hash, name: entry.metainfo?.name ?? entry.record.name, duplicate: false };
 }
+
+/**
+ * Hands the recorded priorities of some files to the entry's running torrent (nothing when it
+ * has none, or it stopped or failed).
+ *
+ * @example
+ * ```ts ignore
+ * pushPriorities(entry, [0, 2]);
+ * ```
+ *
+ * @param entry The torrent's entry (its record already changed).
+ * @param files The indices of the files that changed.
+ */
+export function pushPriorities(entry: Entry, files: readonly number[]): void {
+  const { torrent, metainfo, record } = entry;
+  if (torrent === null || metainfo === null || torrent.state === "stopped" || torrent.state === "error") {
+    return;
+  }
+  const now = prioritiesOf(record, metainfo.files.length);
+  for (const priority of ["skip", "normal", "high"] as const) {
+    const changed = files.filter((i) => now[i] === priority);
+    if (changed.length > 0) torrent.setFilePriority(changed, priority);
+  }
+}

@@ -14,7 +14,7 @@ import type { Metainfo } from "../types.ts";
 import { parsePeerAddress } from "../net/address.ts";
 import { DaemonError } from "./errors.ts";
 import { deleteTorrentData } from "./delete_data.ts";
-import { countersOf, type Entry, foldCounters, prioritiesOf } from "./entry.ts";
+import { countersOf, type Entry, foldCounters, pushPriorities } from "./entry.ts";
 import { resultOf, seedGoalReached, stateOf } from "./entry.ts";
 import { type StartContext, startTorrent } from "./start_torrent.ts";
 import { ManagerEvents } from "./manager_events.ts";
@@ -488,13 +488,7 @@ export class TorrentManager extends ManagerEvents {
       const { record } = entry;
       applyFileChange(record.wanted, record.priority, meta.files.length, change);
       await this.#save(entry);
-      const torrent = entry.torrent;
-      if (torrent === null || torrent.state === "stopped" || torrent.state === "error") return;
-      const now = prioritiesOf(record, meta.files.length);
-      for (const priority of ["skip", "normal", "high"] as const) {
-        const files = change.files.filter((i) => now[i] === priority);
-        if (files.length > 0) torrent.setFilePriority(files, priority);
-      }
+      pushPriorities(entry, change.files);
     });
   }
 
